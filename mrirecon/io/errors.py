@@ -1,0 +1,21 @@
+"""Errors for bad input: one sentence, naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """A file (or option) that cannot be used; the message is one sentence naming the file."""
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+class OutputExistsError(InputError):
+    """The output file exists and ``overwrite`` was not given."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, "output exists; pass --overwrite to replace it")

@@ -1,0 +1,1 @@
+"""MRI physics as batched torch functions."""
