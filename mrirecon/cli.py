@@ -87,6 +87,129 @@ def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> Non
 # --- commands --------------------------------------------------------------------------
 # (each command: a few lines; the work is in mrirecon.pipelines)
 
+
+def mask_spec(mask: Optional[MaskType], accel: Optional[int], center_fraction: Optional[float], seed: Optional[int]):
+    """A ``MaskSpec`` from the mask options, or ``None`` when no mask option was given."""
+    from mrirecon.mri.masks import MaskSpec
+
+    if mask is None and accel is None and center_fraction is None:
+        return None
+    spec = MaskSpec(
+        mask_type=(mask or MaskType.random).value,
+        acceleration=accel if accel is not None else 4,
+        center_fraction=center_fraction,
+        seed=seed,
+    )
+    try:
+        spec.validate()
+    except ValueError as exc:
+        fail(str(exc))
+    return spec
+
+
+MaskOption = typer.Option(None, "--mask", help="Mask type (fastMRI's column masks, or 2D 'poisson').")
+AccelOption = typer.Option(None, "--accel", help="Acceleration factor, e.g. 4 or 8.")
+CenterOption = typer.Option(
+    None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x)."
+)
+SeedOption = typer.Option(
+    None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it."
+)
+DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
+
+
+@app.command("subsample")
+def subsample_command(
+    inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names)."),
+    mask: MaskType = typer.Option(MaskType.random, "--mask", help="Mask type."),
+    accel: int = typer.Option(4, "--accel", help="Acceleration factor."),
+    center_fraction: Optional[float] = CenterOption,
+    seed: Optional[int] = SeedOption,
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Undersample k-space into test-style files (kspace, mask, acceleration, num_low_frequency).
+
+    Example: mrirecon subsample data/val -o data/val_4x --mask random --accel 4
+    """
+    from mrirecon.pipelines.subsample import SubsampleConfig, subsample
+
+    spec = mask_spec(mask, accel, center_fraction, seed)
+    config = SubsampleConfig(mask=spec, overwrite=overwrite)
+    summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
+    finish(summary, quiet, json_path)
+
+
+@app.command("zf-recon")
+def zf_recon_command(
+    inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    mask: Optional[MaskType] = MaskOption,
+    accel: Optional[int] = AccelOption,
+    center_fraction: Optional[float] = CenterOption,
+    seed: Optional[int] = SeedOption,
+    device: str = DeviceOption,
+    batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device."),
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Zero-filled reconstruction: inverse FFT, RSS over coils, fastMRI's crop.
+
+    Example: mrirecon zf-recon data/val_4x -o recon/zf
+    """
+    from mrirecon.pipelines.zf_recon import ZeroFilledConfig, zf_recon
+
+    config = ZeroFilledConfig(
+        mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
+    )
+    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    finish(summary, quiet, json_path)
+
+
+@app.command("convert")
+def convert_command(
+    input_path: Path = typer.Argument(..., help="A .npy complex k-space array."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
+    axes: Optional[str] = typer.Option(
+        None, "--axes", help="Axis order of the array: letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    ),
+    readout_oversampling: int = typer.Option(
+        1, "--readout-oversampling", help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2)."
+    ),
+    recon_size: Optional[str] = typer.Option(None, "--recon-size", help="Recon crop as HxW, e.g. 320x320."),
+    undersampled: bool = typer.Option(
+        False, "--undersampled", help="The array is already undersampled: write a test-style file with its mask."
+    ),
+    acquisition: str = typer.Option("UNKNOWN", "--acquisition", help="The 'acquisition' attribute to record."),
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Convert a .npy k-space array into a fastMRI file (with header and target).
+
+    Example: mrirecon convert brain.npy -o data/brain.h5
+    """
+    from mrirecon.pipelines.common import BatchSummary
+    from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+
+    size = None
+    if recon_size is not None:
+        try:
+            h, w = (int(v) for v in recon_size.lower().split("x"))
+            size = (h, w)
+        except ValueError:
+            fail(f"--recon-size must look like 320x320, got {recon_size!r}")
+    config = ConvertConfig(axes, readout_oversampling, size, undersampled, acquisition, overwrite)
+    result = guarded(debug, lambda: convert_npy(input_path, out_path, config))
+    summary = BatchSummary("convert", [result])
+    finish(summary, quiet, json_path)
+
 # @@ commands of later issues are added below this line @@
 
 
