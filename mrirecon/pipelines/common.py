@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mrirecon.io.errors import InputError
 
 #: Progress, warnings and errors go to stderr so stdout stays clean for ``--json -``.
-stderr_console = Console(stderr=True)
+stderr_console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
