@@ -39,18 +39,31 @@ class SamplingMask:
 
 
 def calibration_width(mask: np.ndarray) -> int:
-    """Width of the contiguous fully sampled block of columns around the centre of ``mask``."""
-    cols = mask if mask.ndim == 1 else mask.all(axis=0)
-    center = cols.shape[0] // 2
-    if not cols[center]:
-        return 0
-    left = center
-    while left > 0 and cols[left - 1]:
-        left -= 1
-    right = center
-    while right + 1 < cols.shape[0] and cols[right + 1]:
-        right += 1
-    return int(right - left + 1)
+    """Width of the fully sampled calibration region at the centre of ``mask``.
+
+    For column masks: the contiguous sampled columns around the centre. For 2D masks: the side of
+    the largest fully sampled square centred on the k-space centre.
+    """
+    if mask.ndim == 1:
+        center = mask.shape[0] // 2
+        if not mask[center]:
+            return 0
+        left = center
+        while left > 0 and mask[left - 1]:
+            left -= 1
+        right = center
+        while right + 1 < mask.shape[0] and mask[right + 1]:
+            right += 1
+        return int(right - left + 1)
+    height, width = mask.shape
+    side = 0
+    while side < min(height, width):
+        size = side + 1
+        top, left = height // 2 - size // 2, width // 2 - size // 2
+        if not mask[top : top + size, left : left + size].all():
+            break
+        side = size
+    return side
 
 
 def sampling_for(volume: Volume, spec: MaskSpec | None, required: bool = True) -> SamplingMask | None:
