@@ -210,6 +210,94 @@ def convert_command(
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
 
+@app.command("train")
+def train_command(
+    train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
+    val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
+    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML preset, e.g. configs/unet_singlecoil.yaml."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1)."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="group (default), instance, batch, layer or none."),
+    groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels)."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam (default), rmsprop or sgd (with momentum)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="step (default), cosine or none."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="l1 (default) or ssim."),
+    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32)."),
+    pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4)."),
+    mask: Optional[MaskType] = typer.Option(None, "--mask", help="Training/validation mask type (default random)."),
+    accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4)."),
+    center_fraction: Optional[float] = CenterOption,
+    device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Train a U-Net on (zero-filled, fully sampled) image pairs; torchrun runs it with DDP.
+
+    Example: mrirecon train --train data/train --val data/val -o runs/unet --config configs/unet_singlecoil.yaml
+    """
+    import json
+
+    from mrirecon.pipelines.train import run_training
+
+    overrides = {
+        "train_dir": None if train_dir is None else str(train_dir),
+        "val_dir": None if val_dir is None else str(val_dir),
+        "run_dir": str(run_dir),
+        "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "norm": norm, "groups": groups,
+        "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "loss": loss,
+        "chans": chans, "pools": pools, "mask": None if mask is None else mask.value, "accel": accel,
+        "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
+        "workers": workers, "seed": seed,
+    }
+    result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, quiet=quiet))
+    summary = {"run_dir": str(result.run_dir), "steps": result.steps, "epochs": result.epochs_done,
+               "best_val_ssim": result.best_ssim, "interrupted": result.interrupted,
+               "zero_filled_val_ssim": None if result.zero_filled is None else result.zero_filled.ssim,
+               "history": result.history}
+    write_json(json.dumps(summary, indent=2), json_path)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command("unet-recon")
+def unet_recon_command(
+    inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    mask: Optional[MaskType] = MaskOption,
+    accel: Optional[int] = AccelOption,
+    center_fraction: Optional[float] = CenterOption,
+    seed: Optional[int] = SeedOption,
+    device: str = DeviceOption,
+    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast."),
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Reconstruct with a trained U-Net (de-normalised to the input's scale, cropped like zf-recon).
+
+    Example: mrirecon unet-recon data/val_4x --checkpoint runs/unet/best.pt -o recon/unet
+    """
+    from mrirecon.pipelines.unet_recon import UnetReconConfig, unet_recon
+
+    config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
+                             batch_slices=batch_slices, amp=amp, overwrite=overwrite)
+    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    finish(summary, quiet, json_path)
+
+
 # @@ commands of later issues are added below this line @@
 
 

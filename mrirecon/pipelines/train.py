@@ -1,0 +1,57 @@
+"""``train``: resolve the configuration (preset, options, or the run being resumed) and train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from mrirecon.io import InputError
+from mrirecon.pipelines.common import stderr_console
+from mrirecon.train.checkpoint import checkpoint_config, load_checkpoint
+from mrirecon.train.config import RESUMABLE_OVERRIDES, TrainConfig, resolve_config
+from mrirecon.train.loop import TrainResult, train
+
+
+def resume_config(run_dir: Path, overrides: Mapping[str, Any], quiet: bool = False) -> tuple[TrainConfig, dict]:
+    """The stored configuration of ``run_dir/last.pt``, with the options a resumed run may change."""
+    path = run_dir / "last.pt"
+    state = load_checkpoint(path)
+    config = checkpoint_config(state, path)
+    ignored = []
+    for key, value in overrides.items():
+        if value is None or key in ("run_dir",):
+            continue
+        if key in RESUMABLE_OVERRIDES:
+            setattr(config, key, value)
+        elif value != getattr(config, key, value):
+            ignored.append(key)
+    if ignored and not quiet:
+        stderr_console.print(
+            f"[yellow]warning[/yellow] resuming {run_dir}: ignoring --{', --'.join(k.replace('_', '-') for k in ignored)} "
+            "(a resumed run keeps its model, data and optimiser settings)", highlight=False)
+    config.run_dir = str(run_dir)
+    config.validate()
+    return config, state
+
+
+def run_training(
+    config_file: str | Path | None,
+    overrides: Mapping[str, Any],
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train as the preset and options say; with ``resume`` continue ``run_dir/last.pt``.
+
+    A fresh run refuses a ``run_dir`` that already holds a checkpoint (it would be overwritten).
+    """
+    run_dir = Path(overrides["run_dir"])
+    if resume:
+        config, state = resume_config(run_dir, overrides, quiet)
+        return train(config, resume_state=state, quiet=quiet)
+    if (run_dir / "last.pt").exists():
+        raise InputError(run_dir, "already holds a training run; pass --resume to continue it or choose another folder")
+    config = resolve_config(config_file, overrides)
+    if not config.train_dir or not config.val_dir:
+        raise ValueError("both --train and --val folders are needed (on the command line or in the config)")
+    return train(config, quiet=quiet)

@@ -1,0 +1,74 @@
+"""U-Net reconstruction of whole volumes, batched over slices."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mrirecon.io import Volume
+from mrirecon.train.transforms import apply_mask, unet_inputs
+
+
+def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when ``amp``, else nothing."""
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@dataclass
+class VolumeRecon:
+    """A U-Net reconstruction ``(slices, h, w)`` at the input's scale, and the L1 loss on the
+    normalised images summed over pixels (when a target was given)."""
+
+    recon: np.ndarray
+    l1_sum: float = 0.0
+    pixels: int = 0
+
+
+@torch.no_grad()
+def reconstruct_volume(
+    model: torch.nn.Module,
+    volume: Volume,
+    crop: tuple[int, int],
+    *,
+    mask: np.ndarray | None,
+    device: torch.device,
+    batch_size: int = 8,
+    amp: bool = False,
+    channels_last: bool = False,
+    target: np.ndarray | None = None,
+) -> VolumeRecon:
+    """Reconstruct every slice of ``volume`` (read ``batch_size`` slices at a time).
+
+    ``mask`` (columns or 2D) is applied to the k-space first; ``None`` uses the k-space as
+    stored (test-style files are already undersampled).
+    """
+    was_training = model.training
+    model.eval()
+    mask_t = None if mask is None else torch.from_numpy(np.asarray(mask, dtype=bool)).to(device)
+    parts: list[torch.Tensor] = []
+    l1_sum, pixels = 0.0, 0
+    for start in range(0, volume.num_slices, batch_size):
+        stop = min(start + batch_size, volume.num_slices)
+        kspace = torch.from_numpy(volume.read_kspace(start, stop)).to(device, non_blocking=True)
+        if mask_t is not None:
+            kspace = apply_mask(kspace, mask_t)
+        inputs = unet_inputs(kspace, crop)
+        image = inputs.image[:, None]
+        if channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            output = model(image)
+        output = output[:, 0].float()
+        if target is not None:
+            normalised_target = inputs.normalise_target(torch.from_numpy(target[start:stop]).to(device))
+            l1_sum += float((output - normalised_target).abs().sum())
+            pixels += output.numel()
+        parts.append(inputs.denormalise(output).cpu())
+    if was_training:
+        model.train()
+    return VolumeRecon(torch.cat(parts).numpy().astype(np.float32), l1_sum, pixels)

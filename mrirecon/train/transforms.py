@@ -1,0 +1,62 @@
+"""fastMRI's U-Net data transform (``UnetDataTransform``), batched over slices, in torch.
+
+Masked k-space -> inverse FFT -> crop to the target size (fastMRI's rule) -> magnitude
+(RSS over coils) -> per-image normalisation by its own mean and standard deviation,
+clamped to [-6, 6]. The target is cropped alike and normalised with the input's statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mrirecon.mri.coils import rss
+from mrirecon.mri.crop import center_crop, recon_crop_size
+from mrirecon.mri.fft import ifft2c
+
+#: fastMRI's normalisation constants.
+NORM_EPS = 1e-11
+CLAMP = 6.0
+
+
+@dataclass
+class UnetInputs:
+    """Normalised zero-filled images ``(S, h, w)`` and the per-image ``mean``/``std`` ``(S,)``."""
+
+    image: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    crop: tuple[int, int]
+
+    def denormalise(self, output: torch.Tensor) -> torch.Tensor:
+        """Map a network output ``(S, h, w)`` back to the input's intensity scale."""
+        return output * (self.std + NORM_EPS)[:, None, None] + self.mean[:, None, None]
+
+    def normalise_target(self, target: torch.Tensor) -> torch.Tensor:
+        """Crop ``target`` ``(S, H', W')`` to the input's size and normalise it with its statistics."""
+        target = center_crop(target, self.crop)
+        return ((target - self.mean[:, None, None]) / (self.std[:, None, None] + NORM_EPS)).clamp(-CLAMP, CLAMP)
+
+
+def apply_mask(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero the unsampled k-space; ``mask`` is ``(W,)`` (columns) or ``(H, W)`` and broadcasts."""
+    return kspace * mask.to(kspace.device, torch.float32) + 0.0
+
+
+def unet_inputs(masked_kspace: torch.Tensor, crop_size: tuple[int, int]) -> UnetInputs:
+    """fastMRI's U-Net input for k-space ``(S, H, W)`` (single-coil) or ``(S, C, H, W)``.
+
+    ``crop_size`` is the target's size (fastMRI uses the target's shape when it has one,
+    else the header's recon size); images narrower than it get a square crop of their width.
+    """
+    if masked_kspace.ndim not in (3, 4):
+        raise ValueError(f"k-space must be (slices, [coils,] H, W), got {tuple(masked_kspace.shape)}")
+    image = ifft2c(masked_kspace)
+    crop = recon_crop_size(tuple(image.shape[-2:]), crop_size)
+    image = center_crop(image, crop)
+    magnitude = rss(image, dim=1) if masked_kspace.ndim == 4 else image.abs()
+    mean = magnitude.mean(dim=(-2, -1))
+    std = magnitude.flatten(1).std(dim=1)
+    normalised = ((magnitude - mean[:, None, None]) / (std[:, None, None] + NORM_EPS)).clamp(-CLAMP, CLAMP)
+    return UnetInputs(normalised, mean, std, crop)
