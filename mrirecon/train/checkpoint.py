@@ -88,9 +88,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")  # e.g. "pickle protocol 4" notes from the safe unpickler
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load fails in many ways on foreign bytes; all mean "unusable"
-        text = str(exc)
+        text = str(exc).lower()
         if isinstance(exc, pickle.UnpicklingError) and any(
-            f"Unsupported {what}" in text for what in ("global", "operand", "class")
+            word in text for word in ("unsupported global", "unsupported operand", "unsupported class", "is blocked")
         ):
             raise CheckpointError(
                 path, "refused: it holds Python objects that could run code, and only weights-only checkpoints are loaded"
