@@ -1,0 +1,1 @@
+"""Total variation and the compressed-sensing solvers (ADMM, primal-dual)."""

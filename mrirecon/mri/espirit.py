@@ -1,0 +1,133 @@
+"""ESPIRiT coil sensitivities (one set of maps), batched over slices, in torch.
+
+Uecker et al., MRM 2014. Steps, for every slice at once:
+
+1. the calibration matrix: all ``k x k`` patches of the calibration (ACS) k-space, all coils;
+2. its right singular vectors (eigenvectors of the Gram matrix); those with singular value
+   above ``thresh * max`` span the patch space (the rest is the null space);
+3. the projection onto the patch space, collapsed to a ``(C, C, 2k-1, 2k-1)`` kernel, becomes
+   per-pixel ``C x C`` matrices ``G(r)`` by an FFT. ``G`` is band-limited (``2k-1``
+   coefficients per axis), so it is evaluated on a coarse grid only;
+4. the top eigenvector of ``G(r)`` per pixel (batched ``eigh``) is the map, its eigenvalue
+   (about 1 inside the object) the confidence; phases are aligned to a virtual reference coil,
+   then the maps are interpolated linearly to the full grid and renormalised to unit norm;
+5. optionally, pixels whose eigenvalue is below ``crop`` are zeroed (as BART's ``ecalib -c``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mrirecon.mri.fft import ifft2c  # noqa: F401  (documented convention: maps match ifft2c coil images)
+
+
+@dataclass
+class EspiritResult:
+    """Maps ``(S, C, H, W)`` (unit norm unless cropped), the top two eigenvalues ``(S, 2, H, W)``
+    and the rank of the kept patch space per slice."""
+
+    maps: torch.Tensor
+    eigenvalues: torch.Tensor
+    rank: torch.Tensor
+
+
+def calibration_patches(acs: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
+    """All ``kernel``-sized patches of ``acs`` ``(S, C, h, w)`` as rows: ``(S, P, C*ky*kx)``."""
+    ky, kx = kernel
+    s, c = acs.shape[:2]
+    patches = acs.unfold(2, ky, 1).unfold(3, kx, 1)  # (S, C, py, px, ky, kx)
+    patches = patches.permute(0, 2, 3, 1, 4, 5)
+    return patches.reshape(s, -1, c * ky * kx)
+
+
+def _difference_index(ky: int, kx: int, device: torch.device) -> torch.Tensor:
+    """Flat index of ``(p - p')`` in a ``(2ky-1, 2kx-1)`` grid, for all ``(py, px, py', px')``."""
+    py = torch.arange(ky, device=device)
+    px = torch.arange(kx, device=device)
+    dy = py[:, None, None, None] - py[None, None, :, None] + ky - 1  # (py, 1, py', 1)
+    dx = px[None, :, None, None] - px[None, None, None, :] + kx - 1  # (1, px, 1, px')
+    return (dy * (2 * kx - 1) + dx).reshape(-1)
+
+
+def _interp_matrix_1d(full: int, low: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Periodic linear interpolation from a centred ``low``-point grid to a centred ``full``-point grid."""
+    u = torch.arange(full, device=device, dtype=torch.float64) - full // 2
+    t = u * low / full + low // 2
+    j0 = torch.floor(t)
+    frac = (t - j0).to(torch.float32)
+    j0 = j0.long() % low
+    return j0, (j0 + 1) % low, frac
+
+
+def upsample_periodic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Linear interpolation of ``(..., h, w)`` (a coarse centred grid over the same FOV) to ``size``."""
+    h_full, w_full = size
+    a0, a1, fa = _interp_matrix_1d(w_full, x.shape[-1], x.device)
+    x = x.index_select(-1, a0) * (1 - fa) + x.index_select(-1, a1) * fa
+    b0, b1, fb = _interp_matrix_1d(h_full, x.shape[-2], x.device)
+    fb = fb[:, None]
+    return x.index_select(-2, b0) * (1 - fb) + x.index_select(-2, b1) * fb
+
+
+def espirit(
+    acs: torch.Tensor,
+    image_shape: tuple[int, int],
+    kernel: int = 6,
+    thresh: float = 0.02,
+    crop: float = 0.0,
+    grid: int = 48,
+) -> EspiritResult:
+    """ESPIRiT maps from calibration k-space ``acs`` ``(S, C, h, w)`` for images of ``image_shape``.
+
+    ``kernel`` is reduced along an axis when the calibration region is too small for it.
+    ``grid`` caps the coarse grid (per axis) on which the eigen-decomposition runs.
+    """
+    s, c, h, w = acs.shape
+    device = acs.device
+    ky = max(1, min(kernel, h - 1 if h > 2 else h))
+    kx = max(1, min(kernel, w - 1 if w > 2 else w))
+    a = calibration_patches(acs, (ky, kx))
+    gram = a.transpose(1, 2) @ a.conj()  # A^T conj(A): its eigenvectors span the patch space itself
+    evals, evecs = torch.linalg.eigh(gram)
+    evals = evals.clamp(min=0)
+    keep = evals > (thresh**2) * evals[:, -1:]
+    rank = keep.sum(dim=1)
+    kept = evecs * keep.unsqueeze(1).to(evecs.dtype)
+    proj = kept @ kept.conj().transpose(1, 2)  # (S, N, N), N = C*ky*kx
+    proj = proj.reshape(s, c, ky * kx, c, ky * kx).permute(0, 1, 3, 2, 4).reshape(s, c, c, -1)
+    ny, nx = 2 * ky - 1, 2 * kx - 1
+    kern = torch.zeros(s, c, c, ny * nx, dtype=acs.dtype, device=device)
+    kern.index_add_(3, _difference_index(ky, kx, device), proj)
+    kern = kern.reshape(s, c, c, ny, nx)
+
+    gh = min(image_shape[0], max(grid, ny))
+    gw = min(image_shape[1], max(grid, nx))
+    padded = torch.zeros(s, c, c, gh, gw, dtype=acs.dtype, device=device)
+    top, left = gh // 2 - (ky - 1), gw // 2 - (kx - 1)
+    padded[..., top : top + ny, left : left + nx] = kern
+    g = torch.fft.ifftshift(padded, dim=(-2, -1))
+    g = torch.fft.ifftn(g, dim=(-2, -1), norm="forward")
+    g = torch.fft.fftshift(g, dim=(-2, -1)) / (ky * kx)  # sum_D g(D) e^{+2 pi i D r}, eigenvalues in [0, 1]
+    g = g.permute(0, 3, 4, 1, 2)  # (S, gh, gw, C, C)
+    g = 0.5 * (g + g.conj().transpose(-1, -2))
+    lam, vec = torch.linalg.eigh(g)
+    top_vec = vec[..., -1]  # (S, gh, gw, C)
+    top2 = lam[..., -2:].flip(-1).clamp(min=0) if c > 1 else torch.cat([lam[..., -1:], torch.zeros_like(lam[..., -1:])], -1)
+
+    # align phases to a virtual reference coil: the principal coil combination of the ACS data
+    cov = acs.reshape(s, c, -1) @ acs.reshape(s, c, -1).conj().transpose(1, 2)
+    ref = torch.linalg.eigh(cov)[1][..., -1]  # (S, C)
+    inner = (top_vec * ref.conj()[:, None, None, :]).sum(-1, keepdim=True)
+    phase = inner / torch.clamp(inner.abs(), min=1e-12)
+    top_vec = top_vec * phase.conj()
+
+    maps = upsample_periodic(top_vec.permute(0, 3, 1, 2), image_shape)
+    eig = upsample_periodic(top2.permute(0, 3, 1, 2), image_shape)
+    norm = torch.linalg.vector_norm(maps, dim=1, keepdim=True)
+    fallback = torch.full_like(maps, 1.0 / c**0.5)
+    maps = torch.where(norm > 1e-6, maps / torch.clamp(norm, min=1e-6), fallback)
+    if crop > 0:
+        maps = maps * (eig[:, :1] > crop)
+    return EspiritResult(maps.to(acs.dtype), eig, rank)

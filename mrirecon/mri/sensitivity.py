@@ -1,0 +1,188 @@
+"""Coil sensitivity maps for SENSE: ESPIRiT (default), low-resolution ACS maps, or a file.
+
+All maps returned here have unit norm at every pixel (``sum_c |S_c|^2 = 1``). With such maps
+the magnitude of the SENSE-combined image ``|S^H F^H y|`` equals the RSS of the coil images
+wherever the coil images are consistent with the maps (Cauchy–Schwarz gives ``<=`` elsewhere),
+so CS reconstructions are on the same scale as fastMRI's RSS targets.
+
+Weak ESPIRiT maps (too few calibration patches for the kernel, or low top eigenvalues over the
+object) fall back to the ACS method, which needs no rank conditions.
+
+Map files (``--sens-maps FILE``): ``.npy`` holding a complex array, or ``.h5`` with a complex
+dataset ``sens_maps``; shape ``(slices, coils, H, W)`` or ``(coils, H, W)`` (the same maps for
+every slice), ``H, W`` equal to the k-space's. They are normalised to unit norm per pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrirecon.io.errors import InputError
+from mrirecon.mri.crop import center_crop
+from mrirecon.mri.espirit import espirit
+from mrirecon.mri.fft import ifft2c
+
+SENS_METHODS = ("espirit", "acs")
+
+#: ESPIRiT maps are "weak" when the mean top eigenvalue over the object is below this.
+WEAK_EIGENVALUE = 0.85
+#: ... or when the calibration matrix has fewer patches than this multiple of its kept rank.
+MIN_PATCHES_PER_RANK = 2.0
+
+
+@dataclass
+class SensitivityResult:
+    """Unit-norm maps ``(S, C, H, W)``, the method actually used, and notes (e.g. a fallback)."""
+
+    maps: torch.Tensor
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _centred_run(line: np.ndarray) -> int:
+    """Length of the run of True values through the centre of a 1D boolean array."""
+    center = line.shape[0] // 2
+    if not line[center]:
+        return 0
+    left = center
+    while left > 0 and line[left - 1]:
+        left -= 1
+    right = center
+    while right + 1 < line.shape[0] and line[right + 1]:
+        right += 1
+    return int(right - left + 1)
+
+
+def calibration_region(
+    mask: np.ndarray, kspace_hw: tuple[int, int], num_low_frequency: int | None = None, max_rows: int = 48
+) -> tuple[int, int]:
+    """The fully sampled centre ``(rows, cols)`` to calibrate from.
+
+    Column masks sample every row, so the region is ``num_low_frequency`` (or the detected run of
+    centre columns) wide and ``max(24, 2*cols)`` rows tall, at most ``max_rows``. 2D masks: the
+    largest centred fully sampled rectangle.
+    """
+    height, width = kspace_hw
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim == 1:
+        cols = int(num_low_frequency) if num_low_frequency else _centred_run(mask)
+        cols = min(cols, width)
+        rows = min(height, max_rows, max(24, 2 * cols))
+        return rows, cols
+    rows = _centred_run(mask[:, width // 2])
+    cols = _centred_run(mask[height // 2, :])
+    while rows > 0 and cols > 0 and not center_crop(mask, (rows, cols)).all():
+        rows, cols = rows - 1, cols - 1
+    return rows, cols
+
+
+def acs_maps(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
+    """Low-resolution maps: inverse FFT of the Hann-windowed calibration region, divided by its RSS."""
+    s, c, height, width = kspace.shape
+    rows, cols = calib
+    acs = center_crop(kspace, (rows, cols))
+    win_r = torch.hann_window(rows + 2, periodic=False, device=kspace.device)[1:-1]
+    win_c = torch.hann_window(cols + 2, periodic=False, device=kspace.device)[1:-1]
+    padded = torch.zeros_like(kspace)
+    top, left = (height - rows) // 2, (width - cols) // 2
+    padded[..., top : top + rows, left : left + cols] = acs * (win_r[:, None] * win_c[None, :])
+    images = ifft2c(padded)
+    norm = torch.linalg.vector_norm(images, dim=1, keepdim=True)
+    floor = 1e-6 * norm.amax(dim=(-2, -1), keepdim=True).clamp(min=1e-30)
+    uniform = torch.full_like(images, 1.0 / c**0.5)
+    return torch.where(norm > floor, images / torch.clamp(norm, min=1e-30), uniform)
+
+
+def estimate_maps(
+    kspace: torch.Tensor,
+    calib: tuple[int, int],
+    method: str = "espirit",
+    kernel: int = 6,
+    thresh: float = 0.02,
+) -> SensitivityResult:
+    """Unit-norm maps ``(S, C, H, W)`` from undersampled k-space ``(S, C, H, W)`` and its calibration size."""
+    if method not in SENS_METHODS:
+        raise ValueError(f"unknown sensitivity method {method!r}; use espirit, acs or a file")
+    rows, cols = calib
+    if rows < 2 or cols < 2:
+        raise ValueError(f"the calibration region ({rows}x{cols}) is too small to estimate coil sensitivities")
+    if method == "acs":
+        return SensitivityResult(acs_maps(kspace, calib), "acs")
+    image_hw = tuple(kspace.shape[-2:])
+    result = espirit(center_crop(kspace, (rows, cols)), image_hw, kernel=kernel, thresh=thresh)
+    ky, kx = min(kernel, rows - 1), min(kernel, cols - 1)
+    patches = (rows - ky + 1) * (cols - kx + 1)
+    low_res = acs_maps(kspace, calib)
+    # the object: where the low-resolution image is bright
+    coil_power = torch.linalg.vector_norm(ifft2c(_window_centre(kspace, calib)), dim=1)
+    obj = coil_power > 0.2 * coil_power.amax(dim=(-2, -1), keepdim=True)
+    eig = result.eigenvalues[:, 0]
+    mean_eig = (eig * obj).sum(dim=(-2, -1)) / obj.sum(dim=(-2, -1)).clamp(min=1)
+    weak = (mean_eig < WEAK_EIGENVALUE) | (patches < MIN_PATCHES_PER_RANK * result.rank)
+    notes: list[str] = []
+    if bool(weak.any()):
+        idx = weak.nonzero().flatten().tolist()
+        notes.append(
+            f"ESPIRiT maps are weak for {len(idx)} slice(s) (calibration {rows}x{cols}, mean eigenvalue "
+            f"{float(mean_eig.min()):.2f}); using low-resolution ACS maps there"
+        )
+    maps = torch.where(weak[:, None, None, None], low_res, result.maps)
+    return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes)
+
+
+def _window_centre(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
+    rows, cols = calib
+    out = torch.zeros_like(kspace)
+    top, left = (kspace.shape[-2] - rows) // 2, (kspace.shape[-1] - cols) // 2
+    out[..., top : top + rows, left : left + cols] = kspace[..., top : top + rows, left : left + cols]
+    return out
+
+
+def normalise_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Scale maps ``(S, C, H, W)`` to unit norm per pixel (pixels where all coils are 0 get ``1/sqrt(C)``)."""
+    norm = torch.linalg.vector_norm(maps, dim=1, keepdim=True)
+    uniform = torch.full_like(maps, 1.0 / maps.shape[1] ** 0.5)
+    return torch.where(norm > 0, maps / torch.clamp(norm, min=1e-30), uniform)
+
+
+def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:
+    """Maps from ``path`` (``.npy`` or ``.h5`` dataset ``sens_maps``) for k-space ``(S, C, H, W)``,
+    broadcast over slices when stored as ``(C, H, W)`` and normalised to unit norm."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "sensitivity map file does not exist")
+    if path.suffix == ".npy":
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(path, "is not a .npy array file") from exc
+    elif path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as handle:
+                if "sens_maps" not in handle:
+                    raise InputError(path, "has no 'sens_maps' dataset")
+                data = handle["sens_maps"][()]
+        except OSError as exc:
+            raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
+    else:
+        raise InputError(path, "sensitivity maps must be a .npy file or an .h5 file with a 'sens_maps' dataset")
+    s, c, h, w = kspace_shape
+    if data.ndim == 3:
+        data = data[None]
+    if data.ndim != 4 or tuple(data.shape[1:]) != (c, h, w) or data.shape[0] not in (1, s):
+        raise InputError(
+            path,
+            f"sensitivity maps have shape {tuple(np.shape(data))} but the k-space needs ({s}, {c}, {h}, {w}) or ({c}, {h}, {w})",
+        )
+    if not np.iscomplexobj(data) and data.dtype.kind != "f":
+        raise InputError(path, f"sensitivity maps are {data.dtype}, not complex or real numbers")
+    maps = torch.from_numpy(np.ascontiguousarray(data).astype(np.complex64))
+    if not torch.isfinite(torch.view_as_real(maps)).all():
+        raise InputError(path, "sensitivity maps have NaN or Inf values")
+    return normalise_maps(maps).expand(s, c, h, w)

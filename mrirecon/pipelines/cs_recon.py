@@ -1,0 +1,205 @@
+"""``cs-recon``: total-variation compressed sensing, batched over the slices of each volume.
+
+Per file: the sampling mask (the file's own, or drawn on the fly exactly as ``subsample``
+draws it), the calibration region (``num_low_frequency`` or the detected fully sampled centre),
+coil sensitivities (ESPIRiT, low-resolution ACS maps, or a map file; none for single coil),
+then ``mrirecon.cs.recon.tv_recon`` on chunks of ``batch_slices`` slices on the device (on CUDA
+out-of-memory the chunk is halved and retried). The solve runs on the full k-space grid
+(oversampled readout included); the magnitude is cropped exactly as ``zf-recon`` crops.
+
+Multi-coil outputs are ``|x|`` with unit-norm maps, on the scale of fastMRI's RSS targets
+(see ``mrirecon.mri.sensitivity``).
+
+Default lambda and iterations (``DEFAULTS``, used when ``--lam``/``--iters`` are not given),
+chosen by acceleration (nearest of 4x and 8x), tuned on the sample scans and the real scans:
+see ``scripts/bench_cs.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from mrirecon.cs.recon import SOLVERS, tv_recon
+from mrirecon.cs.tv import TV_KINDS
+from mrirecon.io.errors import InputError
+from mrirecon.io.fastmri_h5 import check_writable, open_volume, write_reconstruction
+from mrirecon.mri.crop import center_crop, recon_crop_size
+from mrirecon.mri.masks import MaskSpec
+from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, estimate_maps, load_maps
+from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, output_path, run_batch, stderr_console
+from mrirecon.pipelines.devices import resolve_device
+from mrirecon.pipelines.sampling import read_sampled_kspace, sampling_for
+from mrirecon.pipelines.zf_recon import recon_attrs
+
+#: (lambda, iterations) per acceleration, at the reference scale of ``mrirecon.cs.recon``.
+DEFAULTS: dict[int, tuple[float, int]] = {4: (0.005, 40), 8: (0.005, 40)}
+
+
+def default_parameters(acceleration: float) -> tuple[float, int]:
+    """Default ``(lam, iters)`` for the nearest tuned acceleration."""
+    key = min(DEFAULTS, key=lambda a: abs(a - acceleration))
+    return DEFAULTS[key]
+
+
+@dataclass
+class CSConfig:
+    """Everything ``cs-recon`` needs besides the paths. ``lam``/``iters`` ``None`` = per-acceleration defaults."""
+
+    lam: float | None = None
+    iters: int | None = None
+    tol: float = 1e-4
+    solver: str = "admm"
+    tv: str = "isotropic"
+    device: str = "auto"
+    batch_slices: int = 8
+    sens: str = "espirit"
+    mask: MaskSpec | None = None
+    overwrite: bool = False
+    verbose: bool = False
+    sens_maps: Path | None = field(default=None, init=False)
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``InputError`` with one sentence if an option is unusable."""
+        if self.lam is not None and not self.lam >= 0:
+            raise ValueError(f"--lam must be non-negative, got {self.lam}")
+        if self.iters is not None and self.iters < 1:
+            raise ValueError(f"--iters must be at least 1, got {self.iters}")
+        if not self.tol >= 0:
+            raise ValueError(f"--tol must be non-negative, got {self.tol}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown solver {self.solver!r}; use {' or '.join(SOLVERS)}")
+        if self.tv not in TV_KINDS:
+            raise ValueError(f"unknown TV kind {self.tv!r}; use isotropic or anisotropic")
+        if self.batch_slices < 1:
+            raise ValueError(f"--batch-slices must be at least 1, got {self.batch_slices}")
+        if self.mask is not None:
+            self.mask.validate()
+        if self.sens not in SENS_METHODS:
+            path = Path(self.sens)
+            if not path.is_file():
+                raise InputError(path, "is neither a sensitivity method (espirit, acs) nor an existing map file")
+            self.sens_maps = path
+
+
+def _reconstruct_chunk(
+    kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None, config: CSConfig, lam: float, iters: int
+):
+    return tv_recon(
+        kspace, mask, maps, lam, solver=config.solver, max_iter=iters, tol=config.tol, kind=config.tv,
+        track_objective=config.verbose,
+    )
+
+
+def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
+    """Reconstruct one volume by TV compressed sensing and write it to ``out_path``."""
+    check_writable(out_path, config.overwrite)
+    device = resolve_device(config.device)
+    notes: list[str] = []
+    with open_volume(path) as volume:
+        notes.extend(volume.warnings)
+        sampling = sampling_for(volume, config.mask, required=True)
+        default_lam, default_iters = default_parameters(sampling.acceleration)
+        lam = default_lam if config.lam is None else config.lam
+        iters = default_iters if config.iters is None else config.iters
+        hw = tuple(volume.kspace_shape[-2:])
+        calib = calibration_region(sampling.mask, hw, sampling.num_low_frequency)
+        file_maps = None
+        if volume.multicoil and config.sens_maps is not None:
+            file_maps = load_maps(config.sens_maps, volume.kspace_shape)
+        elif not volume.multicoil and config.sens != "espirit":
+            notes.append(f"{path}: single-coil data needs no sensitivity maps; --sens is ignored")
+        mask = torch.from_numpy(sampling.mask).to(device)
+        methods: set[str] = set()
+        iterations: list[int] = []
+        history: list[float] = []
+        chunks: list[torch.Tensor] = []
+        batch = config.batch_slices
+        start = 0
+        while start < volume.num_slices:
+            stop = min(start + batch, volume.num_slices)
+            try:
+                kspace = read_sampled_kspace(volume, sampling, start, stop).to(device)
+                maps = None
+                if volume.multicoil:
+                    if file_maps is not None:
+                        maps = file_maps[start:stop].to(device)
+                        methods.add("file")
+                    else:
+                        sens = estimate_maps(kspace, calib, method=config.sens)
+                        maps = sens.maps
+                        methods.add(sens.method)
+                        notes.extend(f"{path}: slices {start}..{stop - 1}: {n}" for n in sens.notes)
+                result = _reconstruct_chunk(kspace, mask, maps, config, lam, iters)
+            except torch.cuda.OutOfMemoryError:
+                if batch == 1:
+                    raise
+                batch = max(1, batch // 2)
+                torch.cuda.empty_cache()
+                notes.append(f"{path}: CUDA out of memory; retrying with {batch} slice(s) per batch")
+                continue
+            magnitude = result.image.abs()
+            crop = recon_crop_size(tuple(magnitude.shape[-2:]), volume.recon_crop)
+            chunks.append(center_crop(magnitude, crop).cpu())
+            iterations.append(result.iterations)
+            if result.history:
+                history = result.history
+                if config.verbose:
+                    for i, value in enumerate(result.history, 1):
+                        stderr_console.print(f"{path.name} slices {start}..{stop - 1} iteration {i}: objective {value:.6g}")
+            start = stop
+        recon = torch.cat(chunks).numpy().astype(np.float32)
+        attrs = recon_attrs(volume.attrs, sampling.acceleration, "cs-tv")
+        attrs.update({"lambda": lam, "iterations": iters, "solver": config.solver, "tv": config.tv})
+        write_reconstruction(out_path, recon, attrs=attrs, overwrite=config.overwrite)
+        info = {
+            "shape": list(recon.shape),
+            "lambda": lam,
+            "max_iterations": iters,
+            "iterations_run": iterations,
+            "sensitivities": sorted(methods) if methods else None,
+            "calibration": list(calib),
+            "device": str(device),
+            "warnings": notes,
+        }
+        if history:
+            info["objective_last_chunk"] = history
+        return FileResult(str(path), output=str(out_path), info=info)
+
+
+def _check_map_shapes(files: Sequence[Path], maps_path: Path) -> None:
+    """Refuse a map file whose shape fits none of the multi-coil inputs before any work starts."""
+    for path in files:
+        try:
+            volume = open_volume(path)
+        except InputError:
+            continue  # reported per file by the batch
+        with volume:
+            if volume.multicoil:
+                load_maps(maps_path, volume.kspace_shape)
+
+
+def cs_recon(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    config: CSConfig,
+    *,
+    quiet: bool = False,
+    debug: bool = False,
+) -> BatchSummary:
+    """TV compressed-sensing reconstruction of every input file into ``out_dir``."""
+    config.validate()
+    resolve_device(config.device)
+    files = expand_inputs(inputs)
+    if not files:
+        raise InputError(None, "no input files found")
+    if config.sens_maps is not None:
+        _check_map_shapes(files, config.sens_maps)
+    out_dir = Path(out_dir)
+    return run_batch(
+        "cs-recon", files, lambda p: cs_file(p, output_path(out_dir, p), config), quiet=quiet, debug=debug
+    )
