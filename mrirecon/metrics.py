@@ -20,7 +20,9 @@ filters (~1e-8). These functions give the float64 values those approximate.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,6 +34,10 @@ K1, K2 = 0.01, 0.03
 #: Elements per quantity in one block of slices: small on a CPU (cache), large on a GPU.
 CPU_BLOCK_ELEMENTS = 1 << 17
 GPU_BLOCK_ELEMENTS = 1 << 24
+#: torch threads for the CPU arithmetic. It is many short memory-bound steps: a second thread
+#: gains little, and when the cores are busy with other work every step waits for the
+#: descheduled thread (measured 4x slower on 2 busy cores). None: leave torch's setting.
+CPU_THREADS: int | None = 1
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -146,15 +152,30 @@ def _volume_sums(gt: torch.Tensor, pred: torch.Tensor, data_range: float | None)
     sse = gt.new_zeros((), dtype=torch.float64)
     energy = gt.new_zeros((), dtype=torch.float64)
     ssim_sum = gt.new_zeros((), dtype=torch.float64)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        x, y = work.load(gt[start:stop], pred[start:stop])
-        diff = torch.sub(x, y, out=work.diff[: stop - start])
-        sse += torch.dot(diff.reshape(-1), diff.reshape(-1))
-        energy += torch.dot(x.reshape(-1), x.reshape(-1))
-        if data_range is not None:
-            ssim_sum += work.ssim_sum(data_range)
+    with _threads(CPU_THREADS if gt.device.type == "cpu" else None):
+        for start in range(0, n, block):
+            stop = min(n, start + block)
+            x, y = work.load(gt[start:stop], pred[start:stop])
+            diff = torch.sub(x, y, out=work.diff[: stop - start])
+            sse += torch.dot(diff.reshape(-1), diff.reshape(-1))
+            energy += torch.dot(x.reshape(-1), x.reshape(-1))
+            if data_range is not None:
+                ssim_sum += work.ssim_sum(data_range)
     return float(sse), float(energy), float(ssim_sum)
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch CPU threads, restoring the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    if threads is None or threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class _Workspace:

@@ -17,13 +17,12 @@ attribute is missing in both does not match.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -44,12 +43,7 @@ KSPACE_SLICES_PER_CHUNK = 8
 
 @dataclass
 class EvalConfig:
-    """Which target dataset and volumes to score, where to compute, and regression thresholds.
-
-    ``threads``: torch CPU threads while scoring on the CPU (None: leave torch's setting).
-    The arithmetic is memory-bound and split into many small steps, so one thread is as fast
-    as two on an idle machine and much faster on a busy one.
-    """
+    """Which target dataset and volumes to score, where to compute, and regression thresholds."""
 
     challenge: str | None = None
     acquisition: str | None = None
@@ -58,15 +52,12 @@ class EvalConfig:
     min_ssim: float | None = None
     min_psnr: float | None = None
     max_nmse: float | None = None
-    threads: int | None = 1
 
     def validate(self) -> None:
         if self.challenge is not None and self.challenge not in TARGET_KEYS:
             raise ValueError(f"--challenge must be singlecoil or multicoil, got {self.challenge!r}")
         if self.acceleration is not None and not self.acceleration > 0:
             raise ValueError(f"--acceleration must be positive, got {self.acceleration}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
 
 
 @dataclass
@@ -142,10 +133,9 @@ def evaluate(
     if not targets:
         raise InputError(target_dir, "has no *.h5 target files")
 
-    with _cpu_threads(config.threads if device.type == "cpu" else None):
-        batch = run_batch(
-            "eval", targets, lambda p: _score_file(p, pred_dir / p.name, config, device), quiet=quiet, debug=debug
-        )
+    batch = run_batch(
+        "eval", targets, lambda p: _score_file(p, pred_dir / p.name, config, device), quiet=quiet, debug=debug
+    )
 
     summary = EvalSummary(device=str(device))
     for result in batch.results:
@@ -295,17 +285,3 @@ def summary_table(summary: EvalSummary) -> Table:
         slices = str(sum(v.slices for v in summary.volumes))
         table.add_row("[bold]mean ± 2 SD[/bold]", slices, *cells)
     return table
-
-
-@contextlib.contextmanager
-def _cpu_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch CPU threads, restoring the previous setting afterwards."""
-    if threads is None or threads == torch.get_num_threads():
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
