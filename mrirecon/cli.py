@@ -419,9 +419,7 @@ def sample_data_command(
 ) -> None:
     """Generate fastMRI-format sample scans (train/val style: fully sampled k-space and targets).
 
-    A procedural knee-like anatomy (bones, cartilage, muscles, fat, vessels, ligaments), seen
-    by a loop-coil array with smooth phase, noise, 2x readout oversampling and zero-padded
-    phase-encode columns. Files: OUT/sample_{challenge}_{seed}_{index:03d}.h5.
+    A procedural knee-like anatomy (bones, cartilage, muscles, fat, vessels, ligaments) seen by a loop-coil array with smooth phase, noise, 2x readout oversampling and zero-padded phase-encode columns. Files: OUT/sample_{challenge}_{seed}_{index:03d}.h5.
 
     Example: mrirecon sample-data data/sample --challenge multicoil --volumes 4 --seed 0
     """
@@ -430,6 +428,44 @@ def sample_data_command(
     config = SampleDataConfig(challenge.value, preset.value, volumes, slices, coils, seed, device)
     summary = guarded(debug, lambda: generate_sample_data(out_dir, config, quiet=quiet, overwrite=overwrite))
     finish(summary, quiet, json_path)
+
+
+@app.command("compare")
+def compare_command(
+    target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
+    preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Write a figure: target, reconstructions, error maps."),
+    challenge: Optional[Challenge] = typer.Option(None, "--challenge", help="Target dataset, as in eval."),
+    device: str = DeviceOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Score several reconstructions side by side (fastMRI's metrics) and draw a comparison figure.
+
+    Example: mrirecon compare --target data/val --pred zf=recon/zf --pred cs=recon/cs --png fig.png
+    """
+    import json
+
+    from rich.console import Console
+
+    from mrirecon.pipelines.compare import compare, comparison_table, parse_method
+    from mrirecon.pipelines.evaluate import EvalConfig
+
+    methods = guarded(debug, lambda: [parse_method(p) for p in preds])
+    config = EvalConfig(challenge=None if challenge is None else challenge.value, device=device)
+    summary = guarded(debug, lambda: compare(target_dir, methods, config, png=png, quiet=True))
+    write_json(json.dumps(summary.to_dict(), indent=2), json_path)
+    if not quiet:
+        out = stderr_console if json_path is not None and str(json_path) == "-" else Console()
+        out.print(comparison_table(summary))
+        if summary.figure:
+            out.print(f"figure: {summary.figure}", highlight=False)
+    for name, s in summary.methods.items():
+        for failure in s.failed:
+            stderr_console.print(f"[red]error:[/red] {name}: {failure['error']}", highlight=False, soft_wrap=True)
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
 # @@ commands of later issues are added below this line @@

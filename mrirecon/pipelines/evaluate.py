@@ -285,3 +285,14 @@ def summary_table(summary: EvalSummary) -> Table:
         slices = str(sum(v.slices for v in summary.volumes))
         table.add_row("[bold]mean ± 2 SD[/bold]", slices, *cells)
     return table
+
+
+def load_target_volume(path: str | Path, challenge: str | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The target ``eval`` scores against for the file at ``path`` (its target dataset, or the
+    zero-filled image of its fully sampled k-space), uncropped, on ``device``."""
+    path = Path(path)
+    with h5py.File(path, "r") as target:
+        key = _target_key(target, path, challenge)
+        if key in target:
+            return torch.from_numpy(_read_float_volume(target, key, path)).to(device)
+    return _target_from_kspace(path, challenge, torch.device(device))

@@ -1,0 +1,131 @@
+"""``compare``: several reconstructions of the same volumes scored side by side, and a figure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from mrirecon.io.errors import InputError
+from mrirecon.io.fastmri_h5 import read_reconstruction
+from mrirecon.metrics import ssim
+from mrirecon.mri.crop import center_crop
+from mrirecon.pipelines.evaluate import METRICS, EvalConfig, EvalSummary, evaluate, load_target_volume
+
+
+@dataclass
+class ComparisonSummary:
+    """One ``EvalSummary`` per method, in the order given."""
+
+    methods: dict[str, EvalSummary] = field(default_factory=dict)
+    figure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.methods.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"methods": {name: s.to_dict() for name, s in self.methods.items()}, "figure": self.figure}
+
+
+def parse_method(text: str) -> tuple[str, Path]:
+    """``NAME=DIR`` (or just ``DIR``, named after the folder)."""
+    name, sep, folder = text.partition("=")
+    if not sep:
+        return Path(text).name, Path(text)
+    if not name or not folder:
+        raise ValueError(f"--pred must look like NAME=DIR, got {text!r}")
+    return name, Path(folder)
+
+
+def compare(
+    target_dir: str | Path,
+    methods: list[tuple[str, Path]],
+    config: EvalConfig,
+    png: str | Path | None = None,
+    quiet: bool = False,
+) -> ComparisonSummary:
+    """Score each method's folder against ``target_dir`` (as ``eval`` does) and optionally draw a figure."""
+    if not methods:
+        raise ValueError("give at least one --pred NAME=DIR")
+    names = [name for name, _ in methods]
+    if len(set(names)) != len(names):
+        raise ValueError(f"method names must be distinct, got {', '.join(names)}")
+    summary = ComparisonSummary()
+    for name, folder in methods:
+        summary.methods[name] = evaluate(target_dir, folder, config, quiet=quiet)
+    if png is not None:
+        summary.figure = str(draw_comparison(Path(target_dir), methods, summary, Path(png), config.challenge))
+    return summary
+
+
+def comparison_table(summary: ComparisonSummary) -> Table:
+    """One row per method: mean ± 2 SD of NMSE, PSNR and SSIM over the volumes."""
+    any_summary = next(iter(summary.methods.values()))
+    table = Table(title=f"{len(any_summary.volumes)} volume(s), fastMRI metrics (mean ± 2 SD)")
+    table.add_column("method")
+    for title in ("NMSE", "PSNR", "SSIM"):
+        table.add_column(title, justify="right")
+    formats = {"nmse": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}"}
+    for name, s in summary.methods.items():
+        cells = []
+        for m in METRICS:
+            mean, sd2 = s.mean[m], s.sd2[m]
+            if mean is None:
+                cells.append("-")
+                continue
+            text = formats[m].format(mean)
+            cells.append(text if sd2 is None else f"{text} ± {formats[m].format(sd2)}")
+        table.add_row(name, *cells)
+    return table
+
+
+def draw_comparison(
+    target_dir: Path,
+    methods: list[tuple[str, Path]],
+    summary: ComparisonSummary,
+    png: Path,
+    challenge: str | None = None,
+) -> Path:
+    """A PNG: the target and each reconstruction of the middle slice of the first scored volume
+    (top row), their absolute errors (bottom row, x5), the volume SSIM in each caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(iter(summary.methods.values()))
+    if not first.volumes:
+        raise InputError(target_dir, "no scored volume to draw")
+    volume = first.volumes[0].name
+    target = load_target_volume(target_dir / volume, challenge).numpy()
+    width = target.shape[-1]
+    target = center_crop(target, (width, width))
+    index = target.shape[0] // 2
+    vmax = float(target.max())
+    columns = [("target", target[index], None)]
+    for name, folder in methods:
+        recon = center_crop(read_reconstruction(folder / volume), (width, width))
+        score = ssim(target[index : index + 1], recon[index : index + 1], data_range=vmax)
+        vol_score = next((v.ssim for v in summary.methods[name].volumes if v.name == volume), float("nan"))
+        columns.append((f"{name}\nSSIM {vol_score:.3f} (slice {score:.3f})", recon[index], recon[index] - target[index]))
+    fig, axes = plt.subplots(2, len(columns), figsize=(3 * len(columns), 6.4), squeeze=False)
+    for col, (title, image, error) in enumerate(columns):
+        axes[0, col].imshow(image, cmap="gray", vmin=0, vmax=vmax)
+        axes[0, col].set_title(title, fontsize=9)
+        if error is not None:
+            axes[1, col].imshow(np.abs(error), cmap="inferno", vmin=0, vmax=vmax / 5)
+            axes[1, col].set_title("|error| x5", fontsize=9)
+        for row in range(2):
+            axes[row, col].axis("off")
+    fig.suptitle(f"{volume}, slice {index}", fontsize=10)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(png)
+    return png
