@@ -43,41 +43,43 @@ class SensitivityResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _centred_run(line: np.ndarray) -> int:
-    """Length of the run of True values through the centre of a 1D boolean array."""
-    center = line.shape[0] // 2
-    if not line[center]:
-        return 0
-    left = center
-    while left > 0 and line[left - 1]:
-        left -= 1
-    right = center
-    while right + 1 < line.shape[0] and line[right + 1]:
-        right += 1
-    return int(right - left + 1)
+def centred_runs(mask: np.ndarray) -> np.ndarray:
+    """For each column of ``mask`` ``(L, ...)``: the largest ``n`` such that the centred crop of
+    length ``n`` (``center_crop``'s offset ``(L - n) // 2``) is all True (0 if none)."""
+    mask = np.asarray(mask, dtype=bool)
+    length = mask.shape[0]
+    missing = np.concatenate([np.zeros((1,) + mask.shape[1:], dtype=np.int64), np.cumsum(~mask, axis=0)])
+    n = np.arange(1, length + 1)
+    lo = (length - n) // 2
+    full = (missing[lo + n] - missing[lo]) == 0  # (L, ...): crop of length n is all sampled
+    best = np.where(full, n.reshape((-1,) + (1,) * (mask.ndim - 1)), 0)
+    return best.max(axis=0)
 
 
 def calibration_region(
     mask: np.ndarray, kspace_hw: tuple[int, int], num_low_frequency: int | None = None, max_rows: int = 48
 ) -> tuple[int, int]:
-    """The fully sampled centre ``(rows, cols)`` to calibrate from.
+    """The fully sampled centre ``(rows, cols)`` to calibrate from (a ``center_crop`` of k-space).
 
-    Column masks sample every row, so the region is ``num_low_frequency`` (or the detected run of
-    centre columns) wide and ``max(24, 2*cols)`` rows tall, at most ``max_rows``. 2D masks: the
-    largest centred fully sampled rectangle.
+    Column masks sample every row, so the region is ``num_low_frequency`` (or the detected
+    centred run of sampled columns) wide and ``max(24, 2*cols)`` rows tall, at most ``max_rows``.
+    2D masks: the largest centred fully sampled rectangle.
     """
     height, width = kspace_hw
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim == 1:
-        cols = int(num_low_frequency) if num_low_frequency else _centred_run(mask)
+        cols = int(num_low_frequency) if num_low_frequency else int(centred_runs(mask))
         cols = min(cols, width)
         rows = min(height, max_rows, max(24, 2 * cols))
         return rows, cols
-    rows = _centred_run(mask[:, width // 2])
-    cols = _centred_run(mask[height // 2, :])
-    while rows > 0 and cols > 0 and not center_crop(mask, (rows, cols)).all():
-        rows, cols = rows - 1, cols - 1
-    return rows, cols
+    rows = int(centred_runs(mask[:, width // 2]))
+    cols = int(centred_runs(mask[height // 2, :]))
+    while True:  # shrink alternately until the centred rectangle is fully sampled
+        new_rows = int(centred_runs(center_crop(mask, (height, cols))).min()) if cols else 0
+        new_cols = int(centred_runs(center_crop(mask, (new_rows, width)).T).min()) if new_rows else 0
+        if (new_rows, new_cols) == (rows, cols):
+            return rows, cols
+        rows, cols = new_rows, new_cols
 
 
 def acs_maps(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
