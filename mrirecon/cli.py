@@ -228,6 +228,7 @@ def train_command(
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 (default) or ssim."),
     chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32)."),
     pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4)."),
+    residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="Add the input to the output (default off, as fastMRI)."),
     mask: Optional[MaskType] = typer.Option(None, "--mask", help="Training/validation mask type (default random)."),
     accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4)."),
     center_fraction: Optional[float] = CenterOption,
@@ -255,7 +256,7 @@ def train_command(
         "run_dir": str(run_dir),
         "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "norm": norm, "groups": groups,
         "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "loss": loss,
-        "chans": chans, "pools": pools, "mask": None if mask is None else mask.value, "accel": accel,
+        "chans": chans, "pools": pools, "residual": residual, "mask": None if mask is None else mask.value, "accel": accel,
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
         "workers": workers, "seed": seed,
     }

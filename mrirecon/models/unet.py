@@ -52,6 +52,8 @@ class Unet(nn.Module):
     average-pool downsamplings; transposed-convolution upsampling with skip connections;
     a 1x1 output convolution. Inputs of any size (odd sizes are reflect-padded after
     upsampling, as fastMRI does). ``norm`` is one of ``mrirecon.models.NORM_TYPES``.
+    ``residual`` adds the input to the output (the network learns the correction of the
+    zero-filled image; fastMRI's U-Net has no such skip, and it is off by default).
     """
 
     def __init__(
@@ -63,8 +65,12 @@ class Unet(nn.Module):
         norm: str = "group",
         groups: int = 32,
         drop_prob: float = 0.0,
+        residual: bool = False,
     ):
         super().__init__()
+        if residual and in_chans != out_chans:
+            raise ValueError("a residual U-Net needs as many output channels as input channels")
+        self.residual = residual
         if chans < 1 or num_pool_layers < 1:
             raise ValueError(f"chans and num_pool_layers must be positive, got {chans} and {num_pool_layers}")
         self.down = nn.ModuleList([ConvBlock(in_chans, chans, norm, groups, drop_prob)])
@@ -98,4 +104,5 @@ class Unet(nn.Module):
             if pad_w or pad_h:
                 x = F.pad(x, [0, pad_w, 0, pad_h], mode="reflect")
             x = conv(torch.cat([x, skip], dim=1))
-        return self.head(x)
+        out = self.head(x)
+        return out + image if self.residual else out

@@ -122,7 +122,7 @@ def checkpoint_config(data: dict[str, Any], path: str | Path) -> TrainConfig:
 def build_model(config: TrainConfig) -> Unet:
     """The U-Net that ``config`` describes."""
     return Unet(1, 1, chans=config.chans, num_pool_layers=config.pools, norm=config.norm, groups=config.groups,
-                drop_prob=config.drop_prob)
+                drop_prob=config.drop_prob, residual=config.residual)
 
 
 def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path, config: TrainConfig) -> None:

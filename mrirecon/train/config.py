@@ -33,6 +33,7 @@ class TrainConfig:
     norm: str = "group"
     groups: int = 32
     drop_prob: float = 0.0
+    residual: bool = False
     # undersampling
     mask: str = "random"
     accel: int = 4

@@ -1,4 +1,5 @@
-"""Validation: reconstruct whole volumes with fixed per-volume masks and score them as ``eval`` does."""
+"""Validation: reconstruct whole volumes with fixed per-volume masks and score them with ``eval``'s
+metrics (``mrirecon.metrics.volume_metrics``: fastMRI's crop, volume maximum as data range)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,13 @@ import numpy as np
 import torch
 
 from mrirecon.io import open_volume
+from mrirecon.metrics import volume_metrics
 from mrirecon.mri.masks import MaskSpec, make_mask, volume_seed
 from mrirecon.mri.zero_filled import zero_filled
 from mrirecon.train.dataset import volume_crop
 from mrirecon.train.distributed import DistInfo, all_reduce_sum
 from mrirecon.train.inference import reconstruct_volume
 from mrirecon.train.transforms import apply_mask
-
-
-def volume_metrics(target: np.ndarray, recon: np.ndarray) -> dict[str, float]:
-    """NMSE, PSNR and SSIM of one volume, as ``fastmri.evaluate`` defines them (volume max as range)."""
-    from fastmri import evaluate
-
-    maxval = float(target.max())
-    return {
-        "nmse": float(evaluate.nmse(target, recon)),
-        "psnr": float(evaluate.psnr(target, recon, maxval=maxval)),
-        "ssim": float(np.asarray(evaluate.ssim(target, recon, maxval=maxval)).reshape(())),
-    }
 
 
 @dataclass
