@@ -16,9 +16,10 @@ from mrirecon.io import open_volume, parse_header
 from mrirecon.mri.fft import fft2c
 from mrirecon.mri.zero_filled import zero_filled
 from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+from mrirecon.sampledata.acquisition import centred_fft_factors
 from mrirecon.sampledata.coils import draw_coil_array, sensitivity_maps
 from mrirecon.sampledata.shapes import make_grid
-from mrirecon.sampledata.volume import PRESETS, centred_fft_factors, make_volume
+from mrirecon.sampledata.volume import PRESETS, make_volume
 
 SMALL = {"preset": "small", "slices": 3, "coils": 3}
 

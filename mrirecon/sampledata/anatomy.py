@@ -277,7 +277,7 @@ def draw_anatomy(rng: np.random.Generator, acquisition: str) -> Anatomy:
         signal=tuple(float(np.exp(rng.normal(0.0, 0.08))) for _ in range(count)),
         stretch_u=u(0.3, 0.5),
         septum=u(0.005, 0.012),
-        warp=u(0.01, 0.025),
+        warp=u(0.004, 0.012),
     )
     septa = tuple(_draw_septum(rng, body, joint) for _ in range(int(rng.integers(2, 6))))
     vessels = tuple(_draw_dot_vessel(rng, body) for _ in range(int(rng.integers(12, 36)))) + tuple(
@@ -294,7 +294,7 @@ def draw_anatomy(rng: np.random.Generator, acquisition: str) -> Anatomy:
         "fat": u(0.02, 0.05),
         "muscle_coarse": u(0.04, 0.09),
         "muscle_fibre": u(0.03, 0.07),
-        "marrow": u(0.05, 0.1),
+        "marrow": u(0.03, 0.07),
         "cartilage": u(0.03, 0.07),
     }
     return Anatomy(
