@@ -155,7 +155,7 @@ def _volume_sums(gt: torch.Tensor, pred: torch.Tensor, data_range: float | None)
     with _threads(CPU_THREADS if gt.device.type == "cpu" else None):
         for start in range(0, n, block):
             stop = min(n, start + block)
-            x, y = work.load(gt[start:stop], pred[start:stop])
+            x, y = work.load(gt[start:stop], pred[start:stop], data_range)
             diff = torch.sub(x, y, out=work.diff[: stop - start])
             sse += torch.dot(diff.reshape(-1), diff.reshape(-1))
             energy += torch.dot(x.reshape(-1), x.reshape(-1))
@@ -193,14 +193,17 @@ class _Workspace:
             self.scratch3 = torch.empty((4, block, h - 3, w - WINDOW + 1), **f64)
         self.count = 0
 
-    def load(self, gt: torch.Tensor, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def load(self, gt: torch.Tensor, pred: torch.Tensor, data_range: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copy a block into the float64 moments; with a data range, the second moments carry
+        SSIM's stabilising constants (see ``ssim_sum``)."""
         self.count = gt.shape[0]
         m = self.moments[:, : self.count]
         m[0].copy_(gt)
         m[1].copy_(pred)
-        if self.with_ssim:
-            torch.mul(m[0], m[0], out=m[2]).addcmul_(m[1], m[1])
-            torch.mul(m[0], m[1], out=m[3])
+        if data_range is not None:
+            k_sq, k_xy = _moment_offsets(data_range)
+            torch.addcmul(m.new_tensor(k_sq), m[0], m[0], out=m[2]).addcmul_(m[1], m[1])
+            torch.addcmul(m.new_tensor(k_xy), m[0], m[1], out=m[3])
         return m[0], m[1]
 
     def ssim_sum(self, data_range: float) -> torch.Tensor:
@@ -209,20 +212,35 @@ class _Workspace:
         sx, sy, sq, sxy = _box_sums(
             self.moments[:, :c], self.scratch1[:, :c], self.scratch2[:, :c], self.scratch3[:, :c]
         )
-        # skimage's SSIM rewritten on window sums (S* = 49 * local means), constants folded:
-        # S = 4 (P + a)(P - n Sxy - b) / ((Q + c1)(Q - n Sq - d)), P = Sx Sy, Q = Sx^2 + Sy^2.
+        # skimage's SSIM on window sums S (49 x the local means), its constants folded in:
+        #   SSIM = 4 (P + c1/2)(P - n Sxy') / ((Q + c1)(Q - n Sq')),
+        #   P = Sx Sy, Q = Sx^2 + Sy^2, n = 49, c1 = (K1 R n)^2, and Sxy', Sq' the sums of the
+        #   offset second moments (``_moment_offsets``), which carry C2 and the 49/48 factor.
         n = float(WINDOW * WINDOW)
-        cov = n / (n - 1)
         c1 = (K1 * data_range * n) ** 2
-        c2 = (K2 * data_range * n) ** 2
-        p = sx * sy
-        q = torch.mul(sx, sx).addcmul_(sy, sy)
-        num2 = torch.add(p, sxy, alpha=-n).sub_(c2 / (2 * cov))
-        den2 = torch.add(q, sq, alpha=-n).sub_(c2 / cov)
+        # scratch1 is free again once the window sums are done: results go there, not into
+        # fresh allocations (those cost page faults at every block)
+        hv, wv = sx.shape[-2:]
+        p, q, num2, den2 = self.scratch1[:, :c, :hv, :wv]
+        torch.mul(sx, sy, out=p)
+        torch.mul(sx, sx, out=q).addcmul_(sy, sy)
+        torch.add(p, sxy, alpha=-n, out=num2)
+        torch.add(q, sq, alpha=-n, out=den2)
         num = p.add_(c1 / 2).mul_(num2)
         den = q.add_(c1).mul_(den2)
         s = num.div_(den)
         return s.sum() * (4.0 / (s.shape[-2] * s.shape[-1]))
+
+
+def _moment_offsets(data_range: float) -> tuple[float, float]:
+    """Constants ``k`` added to ``x^2 + y^2`` and to ``x y`` before window summing: a window sum
+    then grows by ``n k``, so ``n Sq' - Q = (n Sq - Q) + n^2 C2 / cov`` and ``n Sxy' - P =
+    (n Sxy - P) + n^2 C2 / (2 cov)``: skimage's ``B2`` and ``A2`` times ``n^2 / cov`` (n = 49,
+    cov = 49/48 for the sample covariance, C2 = (K2 R)^2)."""
+    n = float(WINDOW * WINDOW)
+    cov = n / (n - 1)
+    c2 = (K2 * data_range) ** 2
+    return c2 / cov, c2 / (2 * cov)
 
 
 def _box_sums(
