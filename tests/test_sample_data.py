@@ -51,6 +51,19 @@ def test_same_seed_gives_identical_bytes(sample_sets, tmp_path):
         assert _datasets(tmp_path / name) == _datasets(sample_sets["multicoil"] / name)
 
 
+def test_bytes_do_not_depend_on_the_number_of_threads():
+    threads = torch.get_num_threads()
+    try:
+        volumes = []
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            volumes.append(make_volume("multicoil", PRESETS["small"], 2, 2, seed=5, index=1))
+    finally:
+        torch.set_num_threads(threads)
+    assert volumes[0].kspace.tobytes() == volumes[1].kspace.tobytes()
+    assert volumes[0].target.tobytes() == volumes[1].target.tobytes()
+
+
 def test_other_seed_or_volume_gives_other_anatomy():
     preset = PRESETS["small"]
     base = make_volume("multicoil", preset, 3, 2, seed=1, index=0).target

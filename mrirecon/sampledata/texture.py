@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from mrirecon.sampledata.shapes import Grid
@@ -24,25 +25,40 @@ def bandlimited_noise(
     fibres) and a Gaussian low-pass across slices with correlation length ``z_correlation``
     (phantom units), so slices close together share texture and distant ones do not. The
     stack is padded across slices so the first and last slices are not correlated by the FFT's
-    wrap-around. The white noise is drawn on the CPU from ``generator`` (deterministic).
+    wrap-around. The white noise is drawn on the CPU from ``generator``, and no step sums
+    over threads, so the result is the same on any CPU (and close on a GPU).
     """
     slices, height, width = grid.shape
     spacing = _slice_spacing(grid)
     pad = 0 if slices == 1 else int(math.ceil(3.0 * z_correlation / spacing)) + 1
     depth = slices + 2 * pad
     white = torch.randn((depth, height, width), generator=generator, dtype=torch.float32).to(grid.device)
-    spectrum = torch.fft.rfftn(white, dim=(-3, -2, -1))
+    spectrum = torch.fft.rfftn(white, dim=(-3, -2, -1), norm="ortho")
     del white
     fz = torch.fft.fftfreq(depth, d=spacing, device=grid.device).view(-1, 1, 1)
     fu = torch.fft.fftfreq(height, d=grid.pixel, device=grid.device).view(1, -1, 1)
     fv = torch.fft.rfftfreq(width, d=grid.pixel, device=grid.device).view(1, 1, -1)
     radial = torch.sqrt((fu * stretch_u).square() + fv.square())
     f0 = 1.0 / wavelength
-    ring = torch.exp(-0.5 * ((radial - f0) / (bandwidth * f0)).square())
-    across = torch.exp(-2.0 * (math.pi * z_correlation * fz).square())
-    spectrum.mul_(ring * across)
-    field = torch.fft.irfftn(spectrum, s=(depth, height, width), dim=(-3, -2, -1))[pad : pad + slices]
-    return (field - field.mean()) / field.std().clamp_min(1e-12)
+    gain = torch.exp(-0.5 * ((radial - f0) / (bandwidth * f0)).square()) * torch.exp(
+        -2.0 * (math.pi * z_correlation * fz).square()
+    )
+    gain[0, 0, 0] = 0.0  # zero mean
+    spectrum.mul_(gain)
+    field = torch.fft.irfftn(spectrum, s=(depth, height, width), dim=(-3, -2, -1), norm="ortho")
+    return field[pad : pad + slices].div_(_filtered_std(gain, width))
+
+
+def _filtered_std(gain: torch.Tensor, width: int) -> float:
+    """The standard deviation of unit white noise filtered by ``gain`` (a half spectrum, as
+    rfftn's): the root mean square of the gain over the full spectrum. Summed in numpy, in
+    float64, so the result does not depend on the number of threads (bytes stay identical)."""
+    power = gain.square().cpu().numpy().astype(np.float64)
+    last = width // 2 if width % 2 == 0 else None  # the Nyquist column appears once
+    total = power[..., 0].sum() + 2.0 * power[..., 1:last].sum()
+    if last is not None:
+        total += power[..., last].sum()
+    return float(math.sqrt(total / (power.shape[0] * power.shape[1] * width)))
 
 
 def _slice_spacing(grid: Grid) -> float:
