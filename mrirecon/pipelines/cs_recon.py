@@ -37,7 +37,10 @@ from mrirecon.pipelines.sampling import read_sampled_kspace, sampling_for
 from mrirecon.pipelines.zf_recon import recon_attrs
 
 #: (lambda, iterations) per acceleration, at the reference scale of ``mrirecon.cs.recon``.
-DEFAULTS: dict[int, tuple[float, int]] = {4: (0.005, 40), 8: (0.005, 40)}
+DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 60), 8: (0.01, 60)}
+#: With the default lambda, slices whose ESPIRiT maps were weak (ACS fallback) get this much
+#: more regularisation: their SENSE model is less exact.
+WEAK_MAPS_LAM_FACTOR = 3.0
 
 
 def default_parameters(acceleration: float) -> tuple[float, int]:
@@ -134,7 +137,10 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
                         maps = sens.maps
                         methods.add(sens.method)
                         notes.extend(f"{path}: slices {start}..{stop - 1}: {n}" for n in sens.notes)
-                result = _reconstruct_chunk(kspace, mask, maps, config, lam, iters)
+                chunk_lam = lam
+                if config.lam is None and volume.multicoil and "acs" in methods and config.sens == "espirit":
+                    chunk_lam = lam * WEAK_MAPS_LAM_FACTOR
+                result = _reconstruct_chunk(kspace, mask, maps, config, chunk_lam, iters)
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise

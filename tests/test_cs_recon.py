@@ -1,0 +1,178 @@
+"""``mrirecon cs-recon`` end to end: outputs, scores against zero-filled, inputs, bad options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import REAL_DATA
+from mrirecon.cli import app
+from mrirecon.io import open_volume, read_reconstruction, write_volume
+from mrirecon.metrics import volume_metrics
+from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small volumes: torch's intra-op threads cost more than they give on the shared CI box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _scores(target_path: Path, recon_path: Path) -> dict[str, float]:
+    with open_volume(target_path) as volume:
+        target = volume.read_target()
+    return volume_metrics(target, read_reconstruction(recon_path))
+
+
+def _cs_vs_zf(path: Path, tmp: Path, mask_options: tuple[str, ...], iters: int) -> tuple[dict, dict]:
+    cs = _invoke("cs-recon", path, "-o", tmp / "cs", "-q", "--iters", iters, *mask_options)
+    assert cs.exit_code == 0, cs.output
+    zf = _invoke("zf-recon", path, "-o", tmp / "zf", "-q", *mask_options)
+    assert zf.exit_code == 0, zf.output
+    name = path.name
+    return _scores(path, tmp / "cs" / name), _scores(path, tmp / "zf" / name)
+
+
+@pytest.fixture(scope="module")
+def sample_files(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("sample")
+    files = {}
+    for challenge in ("multicoil", "singlecoil"):
+        cfg = SampleDataConfig(challenge=challenge, volumes=1, slices=1, coils=6 if challenge == "multicoil" else None)
+        summary = generate_sample_data(out / challenge, cfg, quiet=True)
+        files[challenge] = Path(summary.results[0].output)
+    return files
+
+
+@pytest.mark.parametrize("challenge", ["multicoil", "singlecoil"])
+@pytest.mark.parametrize("accel", [4, 8])
+def test_cs_beats_zero_filled_on_sample_scans(sample_files, tmp_path, challenge, accel):
+    path = sample_files[challenge]
+    cs, zf = _cs_vs_zf(path, tmp_path, ("--mask", "random", "--accel", str(accel)), 30)
+    # 8x keeps 6 centre columns of 144 here: a hard case (and ESPIRiT falls back to ACS maps)
+    assert cs["ssim"] > zf["ssim"] + (0.08 if accel == 4 else 0.03), (cs, zf)
+    assert cs["psnr"] > zf["psnr"]
+
+
+@pytest.fixture(scope="module")
+def real_brain(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("real") / "brain_t2_4coil.h5"
+    convert_npy(REAL_DATA / "brain_t2_4coil.npy", path, ConvertConfig())
+    return path
+
+
+@pytest.mark.parametrize("accel", [4, 8])
+def test_cs_beats_zero_filled_on_real_brain(real_brain, tmp_path, accel):
+    cs, zf = _cs_vs_zf(real_brain, tmp_path, ("--mask", "random", "--accel", str(accel)), 40)
+    assert cs["ssim"] > zf["ssim"] + 0.05, (cs, zf)
+    assert cs["psnr"] > zf["psnr"] + 1.0
+
+
+def test_output_matches_zf_crop_and_test_style_input_equals_on_the_fly(volume_factory, tmp_path):
+    path = volume_factory("vol.h5", slices=2, coils=4, shape=(64, 48), recon=(32, 32))
+    fly = _invoke("cs-recon", path, "-o", tmp_path / "fly", "--mask", "equispaced", "--accel", "4", "--iters", "5", "-q")
+    assert fly.exit_code == 0, fly.output
+    sub = _invoke("subsample", path, "-o", tmp_path / "sub", "--mask", "equispaced", "--accel", "4", "-q")
+    assert sub.exit_code == 0, sub.output
+    test_style = _invoke("cs-recon", tmp_path / "sub" / "vol.h5", "-o", tmp_path / "ts", "--iters", "5", "-q")
+    assert test_style.exit_code == 0, test_style.output
+    zf = _invoke("zf-recon", path, "-o", tmp_path / "zf", "--mask", "equispaced", "--accel", "4", "-q")
+    a = read_reconstruction(tmp_path / "fly" / "vol.h5")
+    b = read_reconstruction(tmp_path / "ts" / "vol.h5")
+    assert zf.exit_code == 0 and a.shape == read_reconstruction(tmp_path / "zf" / "vol.h5").shape == (2, 32, 32)
+    np.testing.assert_array_equal(a, b)
+    # the same command twice gives the same bytes; a third without --overwrite is refused
+    again = _invoke("cs-recon", path, "-o", tmp_path / "fly2", "--mask", "equispaced", "--accel", "4", "--iters", "5", "-q")
+    assert again.exit_code == 0
+    np.testing.assert_array_equal(a, read_reconstruction(tmp_path / "fly2" / "vol.h5"))
+    refused = _invoke("cs-recon", path, "-o", tmp_path / "fly", "--mask", "equispaced", "--accel", "4")
+    assert refused.exit_code == 1 and "--overwrite" in refused.output
+
+
+def test_options_solver_tv_batching_and_map_file(volume_factory, tmp_path):
+    path = volume_factory("vol.h5", slices=3, coils=4, shape=(64, 48), recon=(32, 32))
+    common = ("--mask", "random", "--accel", "4", "--iters", "8", "--lam", "0.01", "-q")
+    whole = _invoke("cs-recon", path, "-o", tmp_path / "a", *common, "--batch-slices", "3")
+    split = _invoke("cs-recon", path, "-o", tmp_path / "b", *common, "--batch-slices", "2")
+    assert whole.exit_code == 0 and split.exit_code == 0, whole.output + split.output
+    np.testing.assert_allclose(
+        read_reconstruction(tmp_path / "a" / "vol.h5"), read_reconstruction(tmp_path / "b" / "vol.h5"), rtol=1e-4, atol=1e-6
+    )
+    for extra in (("--solver", "pdhg"), ("--tv", "anisotropic"), ("--sens", "acs")):
+        result = _invoke("cs-recon", path, "-o", tmp_path / extra[1], *common, *extra)
+        assert result.exit_code == 0, result.output
+    maps = np.ones((4, 64, 48), dtype=np.complex64)
+    np.save(tmp_path / "maps.npy", maps)
+    result = _invoke("cs-recon", path, "-o", tmp_path / "maps", *common, "--sens-maps", tmp_path / "maps.npy")
+    assert result.exit_code == 0, result.output
+
+
+def test_two_d_poisson_mask_input(volume_factory, tmp_path):
+    path = volume_factory("vol.h5", slices=1, coils=4, shape=(64, 48), recon=(32, 32))
+    sub = _invoke("subsample", path, "-o", tmp_path / "sub", "--mask", "poisson", "--accel", "4", "-q")
+    assert sub.exit_code == 0, sub.output
+    result = _invoke("cs-recon", tmp_path / "sub" / "vol.h5", "-o", tmp_path / "cs", "--iters", "20", "--json", "-", "-q")
+    assert result.exit_code == 0, result.output
+    cs, zf_path = _scores(path, tmp_path / "cs" / "vol.h5"), tmp_path / "zf"
+    assert _invoke("zf-recon", tmp_path / "sub" / "vol.h5", "-o", zf_path, "-q").exit_code == 0
+    assert cs["ssim"] > _scores(path, zf_path / "vol.h5")["ssim"]
+
+
+def test_real_undersampled_poisson_brain(tmp_path):
+    path = tmp_path / "brain8.h5"
+    convert_npy(REAL_DATA / "brain_8coil_poisson_undersampled.npy", path, ConvertConfig(undersampled=True))
+    result = _invoke("cs-recon", path, "-o", tmp_path / "cs", "--iters", "20", "-q")
+    assert result.exit_code == 0, result.output
+    recon = read_reconstruction(tmp_path / "cs" / "brain8.h5")
+    assert recon.shape[0] == 1 and np.isfinite(recon).all() and recon.max() > 0
+
+
+def _one_line_error(result, code: int, *words: str) -> None:
+    assert result.exit_code == code, result.output
+    text = result.output.strip()
+    assert "Traceback" not in text
+    for word in words:
+        assert word in text, text
+
+
+def test_bad_inputs_give_one_sentence(volume_factory, tmp_path):
+    path = volume_factory("vol.h5", slices=2, coils=4, shape=(64, 48), recon=(32, 32))
+    _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o"), 1, "no 'mask'", "--mask")
+    _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--lam", "-1"), 2, "--lam")
+    _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--iters", "0"), 2, "--iters")
+    _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--solver", "sgd"), 2, "solver")
+    np.save(tmp_path / "bad.npy", np.ones((3, 64, 48), dtype=np.complex64))
+    _one_line_error(
+        _invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--sens-maps", tmp_path / "bad.npy"), 2, "shape"
+    )
+    _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--sens", "nope"), 2, "nope")
+    assert not (tmp_path / "o").exists()
+
+
+def test_single_coil_file_without_padding_header(tmp_path):
+    """A single-coil volume with a 2D mask and no num_low_frequency attribute."""
+    rng = np.random.default_rng(0)
+    kspace = (rng.standard_normal((1, 32, 24)) + 1j * rng.standard_normal((1, 32, 24))).astype(np.complex64)
+    mask = np.zeros((32, 24), dtype=bool)
+    mask[12:20, 8:16] = True
+    mask[::2, ::3] = True
+    write_volume(tmp_path / "sc.h5", kspace * mask, header_xml=None, attrs={}, mask=mask)
+    result = _invoke("cs-recon", tmp_path / "sc.h5", "-o", tmp_path / "out", "--iters", "3", "-q")
+    assert result.exit_code == 0, result.output
+    zf = _invoke("zf-recon", tmp_path / "sc.h5", "-o", tmp_path / "zf", "-q")
+    assert zf.exit_code == 0
+    assert read_reconstruction(tmp_path / "out" / "sc.h5").shape == read_reconstruction(tmp_path / "zf" / "sc.h5").shape
