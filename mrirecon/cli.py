@@ -336,6 +336,8 @@ def eval_command(
     write_json(json.dumps(summary.to_dict(), indent=2), json_path)
     if not quiet:
         out = stderr_console if json_path is not None and str(json_path) == "-" else Console()
+        if not out.is_terminal:  # a file or a pipe: the whole table, whatever the width
+            out = Console(file=out.file, width=max(out.width, 160))
         out.print(summary_table(summary))
         if summary.skipped:
             stderr_console.print(f"{len(summary.skipped)} volume(s) left out by the filters", highlight=False)

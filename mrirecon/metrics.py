@@ -125,7 +125,10 @@ def _slices(gt: torch.Tensor) -> int:
 
 
 def _data_range(gt: torch.Tensor, data_range: float | None) -> float:
-    return float(gt.max()) if data_range is None else float(data_range)
+    if data_range is not None:
+        return float(data_range)
+    with _threads(CPU_THREADS if gt.device.type == "cpu" else None):
+        return float(gt.max())
 
 
 def _psnr(sse: float, count: int, data_range: float) -> float:

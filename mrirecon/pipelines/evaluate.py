@@ -268,7 +268,7 @@ def _target_from_kspace(path: Path, challenge: str | None, device: torch.device)
 def summary_table(summary: EvalSummary) -> Table:
     """One row per volume (name, slices, NMSE, PSNR, SSIM) and a last row "mean ± 2 SD"."""
     table = Table(title=f"eval: {len(summary.volumes)} volume(s) on {summary.device}")
-    table.add_column("volume")
+    table.add_column("volume", overflow="fold")
     table.add_column("slices", justify="right")
     for title in ("NMSE", "PSNR", "SSIM"):
         table.add_column(title, justify="right")
