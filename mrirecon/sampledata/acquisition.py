@@ -63,11 +63,13 @@ def centred_fft_factors(height: int, width: int, device: torch.device | str = "c
     return board.to(torch.float32)
 
 
-def target_from_unsigned(kspace: torch.Tensor, recon_hw: tuple[int, int], multicoil: bool) -> torch.Tensor:
+def target_from_unsigned(
+    kspace: torch.Tensor, recon_hw: tuple[int, int], multicoil: bool, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``zero_filled(c * kspace, recon_hw)`` (equal up to float rounding; ``c`` the checkerboard),
     faster: the signs only flip image pixels, which magnitudes ignore, and the crop comes
-    before the coil combination."""
-    image = torch.fft.ifft2(kspace, norm="ortho")
+    before the coil combination. ``out``: an array of ``kspace``'s shape to hold the image."""
+    image = torch.fft.ifft2(kspace, norm="ortho", out=out)
     image = center_crop(image, recon_crop_size(tuple(image.shape[-2:]), recon_hw))
     return rss(image, dim=1) if multicoil else image.abs()
 
@@ -99,27 +101,30 @@ def acquire(
     kspace = np.empty((slices, coils, height, width) if multicoil else (slices, height, width), dtype=np.complex64)
     target = np.empty((slices, *recon_hw), dtype=np.float32)
     first, stop = scan.sampled
-    batch = max(1, BATCH_ELEMENTS // (coils * height * width))
+    batch = min(slices, max(1, BATCH_ELEMENTS // (coils * height * width)))
+    # work arrays reused by every batch: fresh large arrays cost a page fault per 4 KiB
+    shape = (batch, coils, height, width) if multicoil else (batch, height, width)
+    spectrum = torch.empty(shape, dtype=torch.complex64, device=image.device)
+    white = torch.empty((*shape, 2), dtype=torch.float32)
+    mixed = torch.empty_like(spectrum) if noise_mixing is not None else None
     for start in range(0, slices, batch):
         end = min(start + batch, slices)
+        n = end - start
         maps = sensitivity_maps(array, grid.slices(start, end))
         if combine is not None:
-            coil_images = (maps * combine).sum(dim=1) * image[start:end]
+            coil_images = maps.mul_(combine).sum(dim=1).mul_(image[start:end])
         else:
-            coil_images = maps * image[start:end].unsqueeze(1)
-        del maps
-        data = torch.fft.fft2(coil_images, norm="ortho")  # fft2c up to the signs applied below
-        del coil_images
-        white = torch.randn((*data.shape, 2), generator=generator, dtype=torch.float32)
-        noise = torch.view_as_complex(white).to(image.device) * (noise_level / math.sqrt(2.0))
+            coil_images = maps.mul_(image[start:end].unsqueeze(1))
+        data = torch.fft.fft2(coil_images, norm="ortho", out=spectrum[:n])  # fft2c up to the signs below
+        torch.randn(white[:n].shape, generator=generator, out=white[:n])
+        noise = torch.view_as_complex(white[:n]).to(image.device).mul_(noise_level / math.sqrt(2.0))
         if noise_mixing is not None:
-            noise = (noise_mixing @ noise.flatten(-2)).view_as(data)
+            noise = torch.matmul(noise_mixing, noise.flatten(-2), out=mixed[:n].flatten(-2)).view_as(data)
         data += noise  # white noise: flipping its signs with the data's below changes nothing
-        del noise, white
         data[..., :first] = 0
         data[..., stop:] = 0
-        target[start:end] = target_from_unsigned(data, recon_hw, multicoil).cpu().numpy()
+        target[start:end] = target_from_unsigned(data, recon_hw, multicoil, out=coil_images).cpu().numpy()
         data *= signs
         kspace[start:end] = data.cpu().numpy()
-        del data
+        del maps, coil_images, noise
     return kspace, target

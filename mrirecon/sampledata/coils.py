@@ -93,22 +93,21 @@ def _loop_fields(
     tu, tv, tz = (per_coil(array.tangents[:, i]) for i in range(3))
     du, dv, dz = u.unsqueeze(1) - pu, v.unsqueeze(1) - pv, z.unsqueeze(1) - pz
     a2 = array.loop_radius**2
-    ratio = a2 / (a2 + (du.square() + dz.square()) + dv.square())
-    magnitude = ratio.mul_(ratio.sqrt()).mul_(per_coil(array.gain))  # ratio ** 1.5
+    distance2 = (du.square() + dz.square()) + dv.square()  # the one full-size float array
+    magnitude = distance2.add_(a2).reciprocal_().mul_(a2).pow_(3).sqrt_().mul_(per_coil(array.gain))
     around, along = per_coil(array.phase_around), per_coil(array.phase_along)
     ones = torch.ones((), device=device)
-    phase = (
-        torch.polar(ones, per_coil(array.phase_offset) + around * dz * tz)
-        * torch.polar(ones, (around * tu + along) * du)
-        * torch.polar(ones, around * tv * dv)
+    phase = torch.polar(ones, per_coil(array.phase_offset) + around * dz * tz) * torch.polar(
+        ones, (around * tu + along) * du
     )
+    phase = phase * torch.polar(ones, around * tv * dv)
     return magnitude, phase
 
 
 def _reference_scale(array: CoilArray, device: torch.device) -> float:
     point = [torch.tensor(c, dtype=torch.float32, device=device).view(1, 1, 1) for c in array.reference]
     magnitude, _ = _loop_fields(array, *point)
-    return float(magnitude.square().sum().sqrt()) ** (1.0 - array.flatten)
+    return float(torch.linalg.vector_norm(magnitude)) ** (1.0 - array.flatten)
 
 
 def sensitivity_maps(array: CoilArray, grid: Grid) -> torch.Tensor:
@@ -119,7 +118,7 @@ def sensitivity_maps(array: CoilArray, grid: Grid) -> torch.Tensor:
     slice range by slice range are the same as maps of the whole stack.
     """
     magnitude, phase = _loop_fields(array, grid.u, grid.v, grid.z)
-    rss = magnitude.square().sum(dim=1, keepdim=True).sqrt_().clamp_min_(1e-12)
+    rss = torch.linalg.vector_norm(magnitude, dim=1, keepdim=True).clamp_min_(1e-12)
     magnitude.div_(rss.pow_(array.flatten).mul_(_reference_scale(array, grid.device)))
     return phase.mul_(magnitude)
 
