@@ -18,7 +18,6 @@ import torch
 
 from mrirecon.cs.problem import Algorithm, TVProblem
 from mrirecon.cs.tv import grad, grad_adjoint, laplacian_spectrum, prox_l1
-from mrirecon.mri.fft import fft2c, ifft2c
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +54,7 @@ class ADMM(Algorithm):
         self.z = grad(self.x)
         self.u2 = torch.zeros_like(self.z)
         if self.single:
-            self.lap_centred = torch.fft.fftshift(self.lap, dim=(-2, -1))
+            self.lap_k = torch.fft.fftshift(self.lap, dim=(-2, -1)) if problem.centred else self.lap
             self.mask2d = problem.mask[:, 0]  # (1|S, H, W)
         else:
             self.unit = problem.unit_norm_maps
@@ -68,9 +67,10 @@ class ADMM(Algorithm):
     def _x_single(self) -> torch.Tensor:
         rho = _per_slice(self.rho, 3)
         y = self.problem.kspace[:, 0]
-        rhs = y + rho * fft2c(grad_adjoint(self.z - self.u2))
-        denom = self.mask2d + rho * self.lap_centred
-        return ifft2c(rhs / torch.clamp(denom, min=1e-12))
+        op = self.problem.op
+        rhs = y + rho * op.fft(grad_adjoint(self.z - self.u2))
+        denom = self.mask2d + rho * self.lap_k
+        return op.ifft(rhs / torch.clamp(denom, min=1e-12))
 
     def _precondition(self, r: torch.Tensor) -> torch.Tensor:
         """``(I + grad^H grad)^{-1} r`` through the FFT."""
@@ -108,30 +108,31 @@ class ADMM(Algorithm):
         problem = self.problem
         lam_over_rho = problem.lam / self.rho
         x_old = self.x
+        balance = bool(self.adapt_every) and (self.iteration + 1) % self.adapt_every == 0
         if self.single:
             self.z = prox_l1(grad(self.x) + self.u2, lam_over_rho, problem.kind)
             self.x = self._x_single()
             gx = grad(self.x)
             self.u2 = self.u2 + gx - self.z
-            primal = _norm(gx - self.z)
-            dual = self.rho * _norm(grad(self.x - x_old))
-            duals = [self.u2]
+            if balance:
+                primal = _norm(gx - self.z)
+                dual = self.rho * _norm(grad(self.x - x_old))
+                self._balance(primal, dual, [self.u2])
         else:
             rho4 = _per_slice(self.rho, 4)
-            a = fft2c(problem.op.coil_images(self.x) + self.u1)
-            self.v = ifft2c((problem.kspace + rho4 * a) / (problem.mask + rho4))
+            a = problem.op.fft(problem.op.coil_images(self.x) + self.u1)
+            self.v = problem.op.ifft((problem.kspace + rho4 * a) / (problem.mask + rho4))
             self.z = prox_l1(grad(self.x) + self.u2, lam_over_rho, problem.kind)
             self.x = self._x_multi()
             sx = problem.op.coil_images(self.x)
             gx = grad(self.x)
             self.u1 = self.u1 + sx - self.v
             self.u2 = self.u2 + gx - self.z
-            primal = torch.sqrt(_norm(sx - self.v).square() + _norm(gx - self.z).square())
-            step = self.x - x_old
-            dual = self.rho * torch.sqrt(_norm(problem.op.coil_images(step)).square() + _norm(grad(step)).square())
-            duals = [self.u1, self.u2]
-        if self.adapt_every and (self.iteration + 1) % self.adapt_every == 0:
-            self._balance(primal, dual, duals)
+            if balance:
+                primal = torch.sqrt(_norm(sx - self.v).square() + _norm(gx - self.z).square())
+                step = self.x - x_old
+                dual = self.rho * torch.sqrt(_norm(problem.op.coil_images(step)).square() + _norm(grad(step)).square())
+                self._balance(primal, dual, [self.u1, self.u2])
 
     def _balance(self, primal: torch.Tensor, dual: torch.Tensor, duals: list[torch.Tensor]) -> None:
         """Residual balancing: raise rho when the primal residual dominates, lower it otherwise."""

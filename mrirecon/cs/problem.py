@@ -20,6 +20,8 @@ class TVProblem:
     maps: torch.Tensor | None
     lam: torch.Tensor
     kind: str = "isotropic"
+    #: False when image and k-space are stored ifftshifted (plain FFTs; see ``mrirecon.cs.recon``)
+    centred: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in TV_KINDS:
@@ -28,7 +30,7 @@ class TVProblem:
             raise ValueError(f"kspace must be (S, C, H, W), got {tuple(self.kspace.shape)}")
         if self.maps is None and self.kspace.shape[1] != 1:
             raise ValueError("multi-coil k-space needs sensitivity maps")
-        self.op = SenseOp(self.mask, self.maps)
+        self.op = SenseOp(self.mask, self.maps, centred=self.centred)
         self.mask = self.op.mask
         self.lam = torch.as_tensor(self.lam, dtype=torch.float32, device=self.kspace.device).reshape(-1)
         if self.lam.numel() == 1:

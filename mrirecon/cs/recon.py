@@ -15,6 +15,7 @@ import torch
 from mrirecon.cs.admm import ADMM
 from mrirecon.cs.pdhg import PDHG
 from mrirecon.cs.problem import Algorithm, TVProblem
+from mrirecon.mri.sense import broadcast_mask
 
 SOLVERS = ("admm", "pdhg")
 #: The percentile of ``|A^H y|`` that is scaled to 1.
@@ -71,10 +72,15 @@ def tv_recon(
         raise ValueError(f"the iteration count must be at least 1, got {max_iter}")
     if kspace.ndim == 3:
         kspace = kspace.unsqueeze(1)
-    unscaled = TVProblem(kspace, mask, maps, torch.tensor(lam), kind)
-    kspace = kspace * unscaled.mask
-    scale = reference_scale(unscaled.op.adjoint(kspace))
-    problem = TVProblem(kspace / scale.reshape(-1, 1, 1, 1), unscaled.mask, maps, torch.tensor(lam), kind)
+    # Everything periodic commutes with circular shifts: solve in ifftshifted order with plain FFTs.
+    dims = (-2, -1)
+    mask4 = broadcast_mask(mask, kspace.device).expand(1, 1, *kspace.shape[-2:])
+    mask4 = torch.fft.ifftshift(mask4, dim=dims)
+    kspace = torch.fft.ifftshift(kspace, dim=dims) * mask4
+    maps = None if maps is None else torch.fft.ifftshift(maps, dim=dims)
+    unscaled = TVProblem(kspace, mask4, maps, torch.tensor(lam), kind, centred=False)
+    scale = reference_scale(unscaled.adjoint_image())
+    problem = TVProblem(kspace / scale.reshape(-1, 1, 1, 1), mask4, maps, torch.tensor(lam), kind, centred=False)
     alg = make_solver(problem, solver, max_iter, tol, track_objective)
-    image = alg.run() * scale.reshape(-1, 1, 1)
+    image = torch.fft.fftshift(alg.run(), dim=dims) * scale.reshape(-1, 1, 1)
     return TVResult(image, alg.iteration, alg.history, scale)

@@ -30,9 +30,12 @@ class SenseOp:
     image ``(S, H, W)`` to masked k-space ``(S, C, H, W)``; ``adjoint`` is its exact adjoint.
     """
 
-    def __init__(self, mask: torch.Tensor, maps: torch.Tensor | None = None):
+    def __init__(self, mask: torch.Tensor, maps: torch.Tensor | None = None, centred: bool = True):
         self.maps = maps
         self.mask = broadcast_mask(mask, None if maps is None else maps.device)
+        # centred=False: plain orthonormal FFTs, for data kept in ifftshifted order (saves the shifts)
+        self.fft = fft2c if centred else _fft2
+        self.ifft = ifft2c if centred else _ifft2
 
     def coil_images(self, image: torch.Tensor) -> torch.Tensor:
         """``S x``: ``(S, H, W)`` -> ``(S, C, H, W)``."""
@@ -45,14 +48,22 @@ class SenseOp:
         return (self.maps.conj() * coil_images).sum(dim=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return fft2c(self.coil_images(image)) * self.mask.to(image.device)
+        return self.fft(self.coil_images(image)) * self.mask.to(image.device)
 
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
-        return self.combine(ifft2c(kspace * self.mask.to(kspace.device)))
+        return self.combine(self.ifft(kspace * self.mask.to(kspace.device)))
 
     def normal(self, image: torch.Tensor) -> torch.Tensor:
         """``A^H A x``."""
         return self.adjoint(self.forward(image))
+
+
+def _fft2(x: torch.Tensor) -> torch.Tensor:
+    return torch.fft.fft2(x, norm="ortho")
+
+
+def _ifft2(x: torch.Tensor) -> torch.Tensor:
+    return torch.fft.ifft2(x, norm="ortho")
 
 
 def sense_combine(kspace: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
