@@ -172,7 +172,7 @@ def threshold_failures(summary: EvalSummary, config: EvalConfig) -> list[str]:
 
 
 def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: torch.device) -> FileResult:
-    with h5py.File(target_path, "r") as target:
+    with _open_h5(target_path) as target:
         attrs = target.attrs
         if config.acquisition is not None:
             acquisition = _text(attrs.get("acquisition"))
@@ -180,7 +180,7 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
                 return _skipped(target_path, f"acquisition is {acquisition}, not {config.acquisition}")
         if not pred_path.is_file():
             raise InputError(pred_path, "no prediction for this target (missing file)")
-        with h5py.File(pred_path, "r") as pred:
+        with _open_h5(pred_path) as pred:
             if config.acceleration is not None:
                 found = attrs.get("acceleration", pred.attrs.get("acceleration"))
                 if found is None:
@@ -207,6 +207,13 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
         raise InputError(pred_path, "gives non-finite metrics: the prediction or target has NaN or Inf values")
     score = VolumeScore(target_path.name, int(recon.shape[0]), scores["nmse"], scores["psnr"], scores["ssim"], source)
     return FileResult(str(target_path), output=str(pred_path), info={"score": score})
+
+
+def _open_h5(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
 
 
 def _skipped(path: Path, reason: str) -> FileResult:
