@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import torch
 
-from mrirecon.cs.problem import Algorithm, TVProblem
+from mrirecon.cs.problem import Algorithm, TVProblem, squared_norm
 from mrirecon.cs.tv import grad, grad_adjoint, laplacian_spectrum, prox_l1
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(x, dim=tuple(range(1, x.ndim)))
+    return squared_norm(x).sqrt()
 
 
 def _per_slice(t: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -60,6 +60,7 @@ class ADMM(Algorithm):
             self.unit = problem.unit_norm_maps
             self.v = problem.op.coil_images(self.x)
             self.u1 = torch.zeros_like(self.v)
+            self._cache_rho()
             if not self.unit:
                 self.weight = (problem.maps.real.square() + problem.maps.imag.square()).sum(dim=1)
 
@@ -119,20 +120,31 @@ class ADMM(Algorithm):
                 dual = self.rho * _norm(grad(self.x - x_old))
                 self._balance(primal, dual, [self.u2])
         else:
-            rho4 = _per_slice(self.rho, 4)
-            a = problem.op.fft(problem.op.coil_images(self.x) + self.u1)
-            self.v = problem.op.ifft((problem.kspace + rho4 * a) / (problem.mask + rho4))
+            op, maps = problem.op, problem.maps
+            a = op.fft(torch.addcmul(self.u1, maps, self.x.unsqueeze(1)))
+            # v-hat = (y + rho a) / (M + rho), with y / (M + rho) and rho / (M + rho) cached per rho
+            self.v = op.ifft(torch.addcmul(self.y_over, a, self.rho_over))
             self.z = prox_l1(grad(self.x) + self.u2, lam_over_rho, problem.kind)
             self.x = self._x_multi()
-            sx = problem.op.coil_images(self.x)
             gx = grad(self.x)
-            self.u1 = self.u1 + sx - self.v
+            if balance:
+                sx = op.coil_images(self.x)
+                self.u1 = self.u1 + sx - self.v
+            else:
+                self.u1 = torch.addcmul(self.u1 - self.v, maps, self.x.unsqueeze(1))
             self.u2 = self.u2 + gx - self.z
             if balance:
                 primal = torch.sqrt(_norm(sx - self.v).square() + _norm(gx - self.z).square())
                 step = self.x - x_old
-                dual = self.rho * torch.sqrt(_norm(problem.op.coil_images(step)).square() + _norm(grad(step)).square())
+                dual = self.rho * torch.sqrt(_norm(op.coil_images(step)).square() + _norm(grad(step)).square())
                 self._balance(primal, dual, [self.u1, self.u2])
+
+    def _cache_rho(self) -> None:
+        """The v-update's per-rho factors ``y / (M + rho)`` and ``rho / (M + rho)``."""
+        rho4 = _per_slice(self.rho, 4)
+        inv = 1.0 / (self.problem.mask + rho4)
+        self.y_over = self.problem.kspace * inv
+        self.rho_over = (rho4 * inv).to(self.problem.kspace.dtype)
 
     def _balance(self, primal: torch.Tensor, dual: torch.Tensor, duals: list[torch.Tensor]) -> None:
         """Residual balancing: raise rho when the primal residual dominates, lower it otherwise."""
@@ -146,3 +158,5 @@ class ADMM(Algorithm):
             self.u2 = duals[0]
         else:
             self.u1, self.u2 = duals
+            if bool((factor != 1).any()):
+                self._cache_rho()

@@ -60,11 +60,15 @@ class TVProblem:
         return self.op.adjoint(self.kspace)
 
 
+def squared_norm(x: torch.Tensor) -> torch.Tensor:
+    """``||x||^2`` per slice ``(S,)`` (through the real view: much faster than complex ``abs``)."""
+    r = torch.view_as_real(x) if x.is_complex() else x
+    return r.square().flatten(1).sum(dim=1)
+
+
 def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """``||new - old|| / ||new||`` per slice ``(S,)``."""
-    dims = tuple(range(1, new.ndim))
-    diff = torch.linalg.vector_norm(new - old, dim=dims)
-    return diff / torch.clamp(torch.linalg.vector_norm(new, dim=dims), min=1e-30)
+    return (squared_norm(new - old) / torch.clamp(squared_norm(new), min=1e-60)).sqrt()
 
 
 class Algorithm:

@@ -45,7 +45,7 @@ class SenseOp:
         """``S^H v``: ``(S, C, H, W)`` -> ``(S, H, W)``."""
         if self.maps is None:
             return coil_images[:, 0]
-        return (self.maps.conj() * coil_images).sum(dim=1)
+        return torch.linalg.vecdot(self.maps, coil_images, dim=1)  # sum_c conj(S_c) v_c
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.fft(self.coil_images(image)) * self.mask.to(image.device)
