@@ -372,6 +372,9 @@ def cs_recon_command(
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
     batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device (halved on CUDA OOM)."),
+    coil_energy: float = typer.Option(
+        0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the objective per iteration."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
@@ -387,6 +390,7 @@ def cs_recon_command(
     config = CSConfig(
         lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
+        coil_energy=coil_energy,
     )
     summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)

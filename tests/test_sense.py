@@ -123,3 +123,18 @@ def test_load_maps_npy_h5_and_shapes(tmp_path):
         handle["maps"] = maps
     with pytest.raises(InputError, match="sens_maps"):
         load_maps(tmp_path / "other.h5", (4, 3, 8, 6))
+
+
+def test_coil_compression_is_unitary_and_drops_weak_virtual_coils():
+    from mrirecon.mri.coil_compression import compress, compression_matrix
+
+    kspace, _, _ = _multicoil_slices(coils=6)
+    full = compression_matrix(kspace, (24, 20), energy=1.0)
+    assert full.shape == (2, 6, 6)
+    rss_before = torch.linalg.vector_norm(ifft2c(kspace), dim=1)
+    rss_after = torch.linalg.vector_norm(ifft2c(compress(kspace, full)), dim=1)
+    assert torch.allclose(rss_before, rss_after, rtol=1e-4, atol=1e-4 * float(rss_before.max()))
+    fewer = compression_matrix(kspace, (24, 20), energy=0.9)
+    assert fewer.shape[-1] < 6
+    kept = torch.linalg.vector_norm(compress(kspace, fewer)) / torch.linalg.vector_norm(kspace)
+    assert kept > 0.9
