@@ -51,7 +51,8 @@ class ADMM(Algorithm):
         self.cg_iters = cg_iters
         self.single = problem.maps is None
         self.lap = laplacian_spectrum(h, w, device)  # uncentred DFT order
-        self.z = grad(self.x)
+        self.gx = grad(self.x)  # grad of the current x, reused by the next z-update
+        self.z = self.gx
         self.u2 = torch.zeros_like(self.z)
         if self.single:
             self.lap_k = torch.fft.fftshift(self.lap, dim=(-2, -1)) if problem.centred else self.lap
@@ -111,9 +112,9 @@ class ADMM(Algorithm):
         x_old = self.x
         balance = bool(self.adapt_every) and (self.iteration + 1) % self.adapt_every == 0
         if self.single:
-            self.z = prox_l1(grad(self.x) + self.u2, lam_over_rho, problem.kind)
+            self.z = prox_l1(self.gx + self.u2, lam_over_rho, problem.kind)
             self.x = self._x_single()
-            gx = grad(self.x)
+            gx = self.gx = grad(self.x)
             self.u2 = self.u2 + gx - self.z
             if balance:
                 primal = _norm(gx - self.z)
@@ -124,9 +125,9 @@ class ADMM(Algorithm):
             a = op.fft(torch.addcmul(self.u1, maps, self.x.unsqueeze(1)))
             # v-hat = (y + rho a) / (M + rho), with y / (M + rho) and rho / (M + rho) cached per rho
             self.v = op.ifft(torch.addcmul(self.y_over, a, self.rho_over))
-            self.z = prox_l1(grad(self.x) + self.u2, lam_over_rho, problem.kind)
+            self.z = prox_l1(self.gx + self.u2, lam_over_rho, problem.kind)
             self.x = self._x_multi()
-            gx = grad(self.x)
+            gx = self.gx = grad(self.x)
             if balance:
                 sx = op.coil_images(self.x)
                 self.u1 = self.u1 + sx - self.v

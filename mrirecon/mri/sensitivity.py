@@ -82,9 +82,9 @@ def calibration_region(
         rows, cols = new_rows, new_cols
 
 
-def acs_maps(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
-    """Low-resolution maps: inverse FFT of the Hann-windowed calibration region, divided by its RSS."""
-    s, c, height, width = kspace.shape
+def low_res_images(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
+    """Coil images ``(S, C, H, W)`` from the Hann-windowed calibration region alone."""
+    height, width = kspace.shape[-2:]
     rows, cols = calib
     acs = center_crop(kspace, (rows, cols))
     win_r = torch.hann_window(rows + 2, periodic=False, device=kspace.device)[1:-1]
@@ -92,7 +92,13 @@ def acs_maps(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
     padded = torch.zeros_like(kspace)
     top, left = (height - rows) // 2, (width - cols) // 2
     padded[..., top : top + rows, left : left + cols] = acs * (win_r[:, None] * win_c[None, :])
-    images = ifft2c(padded)
+    return ifft2c(padded)
+
+
+def acs_maps(kspace: torch.Tensor, calib: tuple[int, int], images: torch.Tensor | None = None) -> torch.Tensor:
+    """Low-resolution maps: the ``low_res_images`` divided by their RSS (unit norm everywhere)."""
+    images = low_res_images(kspace, calib) if images is None else images
+    c = images.shape[1]
     norm = torch.linalg.vector_norm(images, dim=1, keepdim=True)
     floor = 1e-6 * norm.amax(dim=(-2, -1), keepdim=True).clamp(min=1e-30)
     uniform = torch.full_like(images, 1.0 / c**0.5)
@@ -118,9 +124,9 @@ def estimate_maps(
     result = espirit(center_crop(kspace, (rows, cols)), image_hw, kernel=kernel, thresh=thresh)
     ky, kx = min(kernel, rows - 1), min(kernel, cols - 1)
     patches = (rows - ky + 1) * (cols - kx + 1)
-    low_res = acs_maps(kspace, calib)
+    images = low_res_images(kspace, calib)
     # the object: where the low-resolution image is bright
-    coil_power = torch.linalg.vector_norm(ifft2c(_window_centre(kspace, calib)), dim=1)
+    coil_power = torch.linalg.vector_norm(images, dim=1)
     obj = coil_power > 0.2 * coil_power.amax(dim=(-2, -1), keepdim=True)
     eig = result.eigenvalues[:, 0]
     mean_eig = (eig * obj).sum(dim=(-2, -1)) / obj.sum(dim=(-2, -1)).clamp(min=1)
@@ -132,16 +138,9 @@ def estimate_maps(
             f"ESPIRiT maps are weak for {len(idx)} slice(s) (calibration {rows}x{cols}, mean eigenvalue "
             f"{float(mean_eig.min()):.2f}); using low-resolution ACS maps there"
         )
-    maps = torch.where(weak[:, None, None, None], low_res, result.maps)
-    return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes)
-
-
-def _window_centre(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
-    rows, cols = calib
-    out = torch.zeros_like(kspace)
-    top, left = (kspace.shape[-2] - rows) // 2, (kspace.shape[-1] - cols) // 2
-    out[..., top : top + rows, left : left + cols] = kspace[..., top : top + rows, left : left + cols]
-    return out
+        maps = torch.where(weak[:, None, None, None], acs_maps(kspace, calib, images), result.maps)
+        return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes)
+    return SensitivityResult(result.maps, "espirit", notes)
 
 
 def normalise_maps(maps: torch.Tensor) -> torch.Tensor:
