@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 import torch
 
-from mrirecon.mri.fft import ifft2c  # noqa: F401  (documented convention: maps match ifft2c coil images)
-
 
 @dataclass
 class EspiritResult:
