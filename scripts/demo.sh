@@ -18,7 +18,7 @@ $M subsample "$D/val" -o "$D/val_4x" --mask random --accel 4 --quiet
 echo "== 3. reconstruct: zero-filled, compressed sensing (TV), U-Net"
 $M zf-recon "$D/val_4x" -o "$D/recon/zero-filled" --quiet
 $M cs-recon "$D/val_4x" -o "$D/recon/cs-tv" --quiet
-$M train --train "$D/train" --val "$D/val" --config configs/unet_demo.yaml -o "$D/unet_run" --quiet
+$M train --train "$D/train" --val "$D/val" --config configs/unet_tiny.yaml -o "$D/unet_run" --quiet
 $M unet-recon "$D/val_4x" --checkpoint "$D/unet_run/best.pt" -o "$D/recon/unet" --quiet
 
 echo "== 4. score against the fully sampled targets (fastMRI's metrics)"
