@@ -4,6 +4,11 @@ Lambda is dimensionless: every slice's k-space is divided by a reference level, 
 percentile of the magnitude of its zero-filled SENSE-combined image ``|A^H y|`` (BART scales by
 a percentile of the zero-filled image the same way), the problem is solved at that scale, and
 the image is multiplied back. Multiplying the input by ``c`` multiplies the output by ``c``.
+
+When ``kspace`` holds only a window of ``n`` of the image's ``H`` readout rows
+(``mrirecon.mri.readout``, ``full_rows=H``), the same top ``1%`` of the full image is taken as
+the top ``1% * H / n`` of the kept rows: the scale equals the full grid's whenever the brightest
+1% of the full image lies in the kept rows (the oversampled readout ends are mostly background).
 """
 
 from __future__ import annotations
@@ -32,10 +37,16 @@ class TVResult:
     scale: torch.Tensor | None = None
 
 
-def reference_scale(problem_adjoint: torch.Tensor) -> torch.Tensor:
-    """Per-slice reference level ``(S,)``: a high percentile of ``|A^H y|`` (1 for empty slices)."""
+def reference_scale(problem_adjoint: torch.Tensor, full_rows: int | None = None) -> torch.Tensor:
+    """Per-slice reference level ``(S,)``: a high percentile of ``|A^H y|`` (1 for empty slices).
+
+    ``full_rows``: the image height when ``problem_adjoint`` holds only some of its rows (see the
+    module docstring)."""
     mag = problem_adjoint.abs().flatten(1)
-    scale = torch.quantile(mag, REFERENCE_QUANTILE, dim=1)
+    quantile = REFERENCE_QUANTILE
+    if full_rows is not None and full_rows > problem_adjoint.shape[-2]:
+        quantile = max(0.5, 1.0 - (1.0 - REFERENCE_QUANTILE) * full_rows / problem_adjoint.shape[-2])
+    scale = torch.quantile(mag, quantile, dim=1)
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
@@ -59,12 +70,14 @@ def tv_recon(
     tol: float = 1e-4,
     kind: str = "isotropic",
     track_objective: bool = False,
+    full_rows: int | None = None,
 ) -> TVResult:
     """Solve ``min_x 1/2 ||M F S x - y||^2 + lam TV(x)`` for every slice of ``kspace``.
 
     ``kspace`` is ``(S, C, H, W)`` with unit-norm ``maps`` of the same shape, or single-coil
     ``(S, H, W)`` with ``maps=None``; unsampled entries are ignored (multiplied by ``mask``).
-    ``lam`` applies to the k-space scaled to its reference level (see the module docstring).
+    ``lam`` applies to the k-space scaled to its reference level (see the module docstring);
+    ``full_rows`` is the full image height when ``kspace`` is a readout window of it.
     """
     if not lam >= 0:
         raise ValueError(f"lambda must be non-negative, got {lam}")
@@ -79,7 +92,7 @@ def tv_recon(
     kspace = torch.fft.ifftshift(kspace, dim=dims) * mask4
     maps = None if maps is None else torch.fft.ifftshift(maps, dim=dims)
     unscaled = TVProblem(kspace, mask4, maps, torch.tensor(lam), kind, centred=False)
-    scale = reference_scale(unscaled.adjoint_image())
+    scale = reference_scale(unscaled.adjoint_image(), full_rows)
     problem = TVProblem(kspace / scale.reshape(-1, 1, 1, 1), mask4, maps, torch.tensor(lam), kind, centred=False)
     alg = make_solver(problem, solver, max_iter, tol, track_objective)
     image = torch.fft.fftshift(alg.run(), dim=dims) * scale.reshape(-1, 1, 1)

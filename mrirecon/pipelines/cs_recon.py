@@ -4,8 +4,17 @@ Per file: the sampling mask (the file's own, or drawn on the fly exactly as ``su
 draws it), the calibration region (``num_low_frequency`` or the detected fully sampled centre),
 coil sensitivities (ESPIRiT, low-resolution ACS maps, or a map file; none for single coil),
 then ``mrirecon.cs.recon.tv_recon`` on chunks of ``batch_slices`` slices on the device (on CUDA
-out-of-memory the chunk is halved and retried). The solve runs on the full k-space grid
-(oversampled readout included); the magnitude is cropped exactly as ``zf-recon`` crops.
+out-of-memory the chunk is halved and retried); the magnitude is cropped exactly as ``zf-recon``
+crops.
+
+Readout window (default; ``full_readout`` / ``--full-readout`` turns it off): with a column mask
+the readout (rows) is fully sampled, so each image row is its own data-consistency problem and
+only TV couples neighbours. The solve then keeps only the output rows plus ``READOUT_MARGIN``
+rows each side (``mrirecon.mri.readout``: inverse FFT along the readout, drop rows, FFT back),
+with the maps (estimated on the full grid) cropped to the same rows. On fastMRI's 2x oversampled
+readout (640 rows, 320 output) that solves 360 rows instead of 640, with the same output up to
+~1e-5 relative (the reference scale is kept consistent, see ``mrirecon.cs.recon``, so lambda
+means the same). 2D masks undersample the readout too, and need the full grid.
 
 Multi-coil outputs are ``|x|`` with unit-norm maps, on the scale of fastMRI's RSS targets
 (see ``mrirecon.mri.sensitivity``). Multi-coil k-space is first compressed to the virtual coils
@@ -33,6 +42,7 @@ from mrirecon.io.fastmri_h5 import check_writable, open_volume, write_reconstruc
 from mrirecon.mri.coil_compression import compress, compression_matrix
 from mrirecon.mri.crop import center_crop, recon_crop_size
 from mrirecon.mri.masks import MaskSpec
+from mrirecon.mri.readout import crop_readout, crop_rows, readout_window
 from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, estimate_maps, load_maps, normalise_maps
 from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, output_path, run_batch, stderr_console
 from mrirecon.pipelines.devices import resolve_device
@@ -44,6 +54,9 @@ DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 20), 8: (0.01, 30)}
 #: With the default lambda, slices whose ESPIRiT maps were weak (ACS fallback) get this much
 #: more regularisation: their SENSE model is less exact.
 WEAK_MAPS_LAM_FACTOR = 3.0
+#: Rows kept beyond the output rows on each side of the readout window (TV's periodic wrap-around
+#: and the window edge stay this far from the output).
+READOUT_MARGIN = 20
 
 
 def default_parameters(acceleration: float) -> tuple[float, int]:
@@ -65,6 +78,7 @@ class CSConfig:
     batch_slices: int = 8
     sens: str = "espirit"
     coil_energy: float = 0.99
+    full_readout: bool = False
     mask: MaskSpec | None = None
     overwrite: bool = False
     verbose: bool = False
@@ -96,12 +110,31 @@ class CSConfig:
 
 
 def _reconstruct_chunk(
-    kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None, config: CSConfig, lam: float, iters: int
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    maps: torch.Tensor | None,
+    config: CSConfig,
+    lam: float,
+    iters: int,
+    window: tuple[int, int] | None,
 ):
+    full_rows = None
+    if window is not None:
+        full_rows = kspace.shape[-2]
+        kspace = crop_readout(kspace, window)
+        maps = None if maps is None else crop_rows(maps, window).contiguous()
     return tv_recon(
         kspace, mask, maps, lam, solver=config.solver, max_iter=iters, tol=config.tol, kind=config.tv,
-        track_objective=config.verbose,
+        track_objective=config.verbose, full_rows=full_rows,
     )
+
+
+def solve_window(sampling_mask: np.ndarray, image_hw: tuple[int, int], recon_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """The readout rows ``(top, n)`` to solve for (see the module docstring), or ``None`` for the full grid."""
+    if sampling_mask.ndim != 1:
+        return None
+    out_rows = recon_crop_size(image_hw, recon_hw)[0]
+    return readout_window(image_hw[0], out_rows, READOUT_MARGIN)
 
 
 def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
@@ -117,6 +150,7 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
         iters = default_iters if config.iters is None else config.iters
         hw = tuple(volume.kspace_shape[-2:])
         calib = calibration_region(sampling.mask, hw, sampling.num_low_frequency)
+        window = None if config.full_readout else solve_window(sampling.mask, hw, volume.recon_crop)
         file_maps = None
         if volume.multicoil and config.sens_maps is not None:
             file_maps = load_maps(config.sens_maps, volume.kspace_shape)
@@ -155,7 +189,7 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
                 chunk_lam = lam
                 if config.lam is None and fell_back:
                     chunk_lam = lam * WEAK_MAPS_LAM_FACTOR
-                result = _reconstruct_chunk(kspace, mask, maps, config, chunk_lam, iters)
+                result = _reconstruct_chunk(kspace, mask, maps, config, chunk_lam, iters, window)
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise
@@ -185,6 +219,7 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
             "sensitivities": sorted(methods) if methods else None,
             "calibration": list(calib),
             "virtual_coils": virtual_coils,
+            "solved_rows": hw[0] if window is None else window[1],
             "device": str(device),
             "warnings": notes,
         }
