@@ -25,4 +25,3 @@ echo "== 4. score against the fully sampled targets (fastMRI's metrics)"
 $M compare --target "$D/val" \
   --pred "zero-filled=$D/recon/zero-filled" --pred "cs-tv=$D/recon/cs-tv" --pred "unet=$D/recon/unet" \
   --png "$D/comparison.png" --json "$D/comparison.json"
-echo "figure: $D/comparison.png"
