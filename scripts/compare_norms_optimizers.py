@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=8)
     parser.add_argument("--lr", type=float, help="One learning rate for all optimisers.")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--residual", action="store_true", help="Residual U-Net (learns the correction of the input).")
     parser.add_argument("--norms", default=",".join(NORMS))
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     args = parser.parse_args()
@@ -61,7 +62,7 @@ def main() -> None:
                 "train_dir": str(data / "train"), "val_dir": str(data / "val"), "run_dir": str(runs_root / f"{norm}_{opt}"),
                 "chans": args.chans, "pools": args.pools, "groups": args.groups, "norm": norm, "optimizer": opt,
                 "lr": lr, "epochs": args.epochs, "batch_size": args.batch_size, "schedule": "cosine",
-                "device": args.device, "seed": 0,
+                "device": args.device, "seed": 0, "residual": args.residual,
             })
             start = time.perf_counter()
             result = train(config, quiet=True)
@@ -71,7 +72,7 @@ def main() -> None:
             console.print(f"{norm:>8} x {opt:<7} lr {lr:g}: best val SSIM {results[(norm, opt)][0]:.4f} ({seconds:.0f} s)")
 
     table = Table(title=f"Validation SSIM after {args.epochs} epochs (U-Net chans {args.chans}, pools {args.pools}, "
-                        f"batch {args.batch_size}, cosine schedule); zero-filled {zero_filled:.4f}")
+                        f"batch {args.batch_size}, cosine schedule{', residual' if args.residual else ''}); zero-filled {zero_filled:.4f}")
     table.add_column("norm \\ optimiser")
     for opt in optimizers:
         table.add_column(f"{opt} (lr {args.lr or DEFAULT_LR[opt]:g}{', momentum 0.9' if opt == 'sgd' else ''})")
