@@ -78,3 +78,12 @@ def volume_factory(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: torch's intra-op threads cost more than they give on a shared 2-core box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

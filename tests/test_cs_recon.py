@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from conftest import REAL_DATA
@@ -19,13 +18,7 @@ from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_dat
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small volumes: torch's intra-op threads cost more than they give on the shared CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _invoke(*args: str):
@@ -206,3 +199,21 @@ def test_single_coil_file_without_padding_header(tmp_path):
     zf = _invoke("zf-recon", tmp_path / "sc.h5", "-o", tmp_path / "zf", "-q")
     assert zf.exit_code == 0
     assert read_reconstruction(tmp_path / "out" / "sc.h5").shape == read_reconstruction(tmp_path / "zf" / "sc.h5").shape
+
+
+def test_no_calibration_region_is_one_clear_error(tmp_path: Path, volume_factory) -> None:
+    """A 2D mask on a narrow matrix can leave no fully sampled centre: a sentence, not a crash."""
+    from mrirecon.io import write_volume
+    from mrirecon.io.fastmri_h5 import open_volume
+
+    src = volume_factory("narrow.h5", shape=(128, 32), recon=(64, 32))
+    with open_volume(src) as volume:
+        kspace, header = volume.read_kspace(), volume.header_xml
+    mask = np.zeros((128, 32), dtype=bool)
+    mask[::2, ::3] = True  # no fully sampled centre at all
+    out = tmp_path / "test" / "narrow.h5"
+    write_volume(out, kspace * mask, header_xml=header, attrs={"acceleration": 6}, mask=mask)
+    result = runner.invoke(app, ["cs-recon", str(out), "-o", str(tmp_path / "cs")])
+    assert result.exit_code == 1
+    assert "too small to estimate coil sensitivities" in result.stderr and "narrow.h5" in result.stderr
+    assert not (tmp_path / "cs" / "narrow.h5").exists()

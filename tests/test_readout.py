@@ -13,13 +13,7 @@ from mrirecon.mri.readout import crop_readout, crop_rows, readout_window
 from mrirecon.mri.sense import sense_combine
 from mrirecon.pipelines.cs_recon import solve_window
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _random(shape, seed=0) -> torch.Tensor:

@@ -15,14 +15,7 @@ from mrirecon.mri.fft import fft2c, ifft2c
 from mrirecon.mri.sense import SenseOp, sense_combine
 from mrirecon.mri.sensitivity import acs_maps, calibration_region, estimate_maps, load_maps
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: torch's intra-op threads cost more than they give (and the CI box is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _true_maps(coils: int, height: int, width: int) -> torch.Tensor:

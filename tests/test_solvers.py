@@ -14,14 +14,7 @@ from mrirecon.cs.recon import tv_recon
 from mrirecon.mri.fft import fft2c
 from mrirecon.mri.sense import sense_combine
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: torch's intra-op threads cost more than they give (and the CI box is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _problem_data(coils: int | None, slices: int = 2, height: int = 20, width: int = 16, seed: int = 0):

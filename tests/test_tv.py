@@ -12,14 +12,7 @@ from mrirecon.cs.problem import TVProblem
 from mrirecon.cs.tv import grad, grad_adjoint, laplacian_spectrum, prox_l1, tv
 from mrirecon.mri.fft import fft2c
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: torch's intra-op threads cost more than they give (and the CI box is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_grad_adjoint_dot_product():

@@ -54,6 +54,8 @@ DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 20), 8: (0.01, 30)}
 #: With the default lambda, slices whose ESPIRiT maps were weak (ACS fallback) get this much
 #: more regularisation: their SENSE model is less exact.
 WEAK_MAPS_LAM_FACTOR = 3.0
+#: The smallest calibration region (rows and columns) sensitivities are estimated from.
+MIN_CALIBRATION = 4
 #: Rows kept beyond the output rows on each side of the readout window (TV's periodic wrap-around
 #: and the window edge stay this far from the output).
 READOUT_MARGIN = 20
@@ -154,6 +156,12 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
         file_maps = None
         if volume.multicoil and config.sens_maps is not None:
             file_maps = load_maps(config.sens_maps, volume.kspace_shape)
+        elif volume.multicoil and min(calib) < MIN_CALIBRATION:
+            raise InputError(
+                path,
+                f"has a {calib[0]}x{calib[1]} fully sampled centre, too small to estimate coil sensitivities "
+                f"from (at least {MIN_CALIBRATION}x{MIN_CALIBRATION}); pass --sens FILE or a larger --center-fraction",
+            )
         elif not volume.multicoil and config.sens != "espirit":
             notes.append(f"{path}: single-coil data needs no sensitivity maps; --sens is ignored")
         mask = torch.from_numpy(sampling.mask).to(device)
