@@ -371,7 +371,9 @@ def cs_recon_command(
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
-    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device (halved on CUDA OOM)."),
+    batch_slices: Optional[int] = typer.Option(
+        None, "--batch-slices", help="Slices per batch (default: the whole volume on CUDA, 8 on a CPU; halved on CUDA OOM)."
+    ),
     coil_energy: float = typer.Option(
         0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils)."
     ),

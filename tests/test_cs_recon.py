@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from conftest import REAL_DATA
 from mrirecon.cli import app
 from mrirecon.io import open_volume, read_reconstruction, write_volume
 from mrirecon.metrics import volume_metrics
+from mrirecon.mri.masks import MaskSpec
 from mrirecon.pipelines.convert import ConvertConfig, convert_npy
 from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
 
@@ -217,3 +219,29 @@ def test_no_calibration_region_is_one_clear_error(tmp_path: Path, volume_factory
     assert result.exit_code == 1
     assert "too small to estimate coil sensitivities" in result.stderr and "narrow.h5" in result.stderr
     assert not (tmp_path / "cs" / "narrow.h5").exists()
+
+
+def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_factory, monkeypatch) -> None:
+    """On CUDA OOM the chunk is halved and retried: same output, a note, no crash (simulated on CPU)."""
+    import mrirecon.pipelines.cs_recon as cs
+
+    src = volume_factory("oom.h5", slices=6, shape=(64, 48), recon=(32, 32))
+    config = cs.CSConfig(device="cpu", batch_slices=6, iters=5, mask=MaskSpec("random", 4))
+    expected = cs.cs_file(src, tmp_path / "a" / "oom.h5", config)
+    real = cs._reconstruct_chunk
+    sizes: list[int] = []
+
+    def fake_chunk(kspace, *args, **kwargs):
+        sizes.append(kspace.shape[0])
+        if kspace.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(kspace, *args, **kwargs)
+
+    monkeypatch.setattr(cs, "_reconstruct_chunk", fake_chunk)
+    result = cs.cs_file(src, tmp_path / "b" / "oom.h5", config)
+    assert sizes[:3] == [6, 3, 1] and result.ok
+    assert any("out of memory" in note for note in result.info["warnings"])
+    np.testing.assert_allclose(
+        read_reconstruction(tmp_path / "b" / "oom.h5"), read_reconstruction(tmp_path / "a" / "oom.h5"), rtol=1e-4, atol=1e-7
+    )
+    assert expected.ok

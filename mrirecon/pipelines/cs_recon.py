@@ -54,6 +54,8 @@ DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 20), 8: (0.01, 30)}
 #: With the default lambda, slices whose ESPIRiT maps were weak (ACS fallback) get this much
 #: more regularisation: their SENSE model is less exact.
 WEAK_MAPS_LAM_FACTOR = 3.0
+#: Slices per batch on a CPU when --batch-slices is not given (bounds memory; a GPU takes the whole volume).
+CPU_BATCH_SLICES = 8
 #: The smallest calibration region (rows and columns) sensitivities are estimated from.
 MIN_CALIBRATION = 4
 #: Rows kept beyond the output rows on each side of the readout window (TV's periodic wrap-around
@@ -77,7 +79,7 @@ class CSConfig:
     solver: str = "admm"
     tv: str = "isotropic"
     device: str = "auto"
-    batch_slices: int = 8
+    batch_slices: int | None = None  # None: the whole volume on CUDA, CPU_BATCH_SLICES on a CPU
     sens: str = "espirit"
     coil_energy: float = 0.99
     full_readout: bool = False
@@ -100,7 +102,7 @@ class CSConfig:
             raise ValueError(f"unknown TV kind {self.tv!r}; use isotropic or anisotropic")
         if not 0 < self.coil_energy <= 1:
             raise ValueError(f"--coil-energy must be in (0, 1], got {self.coil_energy}")
-        if self.batch_slices < 1:
+        if self.batch_slices is not None and self.batch_slices < 1:
             raise ValueError(f"--batch-slices must be at least 1, got {self.batch_slices}")
         if self.mask is not None:
             self.mask.validate()
@@ -170,7 +172,7 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
         iterations: list[int] = []
         history: list[float] = []
         chunks: list[torch.Tensor] = []
-        batch = config.batch_slices
+        batch = config.batch_slices or (volume.num_slices if device.type == "cuda" else CPU_BATCH_SLICES)
         start = 0
         while start < volume.num_slices:
             stop = min(start + batch, volume.num_slices)
