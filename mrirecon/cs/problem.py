@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -71,7 +72,7 @@ def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     return (squared_norm(new - old) / torch.clamp(squared_norm(new), min=1e-60)).sqrt()
 
 
-class Algorithm:
+class Algorithm(ABC):
     """An iterative solver as a small object (SigPy style): ``update()`` one step, ``done()`` the test.
 
     Stops after ``max_iter`` iterations or when every slice's relative change of ``x`` is
@@ -93,8 +94,9 @@ class Algorithm:
         self.history: list[float] = []
         self.x = problem.adjoint_image()
 
+    @abstractmethod
     def _step(self) -> None:
-        raise NotImplementedError
+        """One iteration: update ``self.x`` (and the solver's own variables)."""
 
     def update(self) -> None:
         old = self.x
