@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mrirecon.mri.coils import rss
-from mrirecon.mri.crop import center_crop, recon_crop_size
-from mrirecon.mri.fft import ifft2c
+from mrirecon.mri.crop import center_crop
+from mrirecon.mri.zero_filled import zero_filled
 
 #: fastMRI's normalisation constants.
 NORM_EPS = 1e-11
@@ -52,10 +51,8 @@ def unet_inputs(masked_kspace: torch.Tensor, crop_size: tuple[int, int]) -> Unet
     """
     if masked_kspace.ndim not in (3, 4):
         raise ValueError(f"k-space must be (slices, [coils,] H, W), got {tuple(masked_kspace.shape)}")
-    image = ifft2c(masked_kspace)
-    crop = recon_crop_size(tuple(image.shape[-2:]), crop_size)
-    image = center_crop(image, crop)
-    magnitude = rss(image, dim=1) if masked_kspace.ndim == 4 else image.abs()
+    magnitude = zero_filled(masked_kspace, crop_size)
+    crop = (magnitude.shape[-2], magnitude.shape[-1])
     mean = magnitude.mean(dim=(-2, -1))
     std = magnitude.flatten(1).std(dim=1)
     normalised = ((magnitude - mean[:, None, None]) / (std[:, None, None] + NORM_EPS)).clamp(-CLAMP, CLAMP)
