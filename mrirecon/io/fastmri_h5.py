@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
 
-from mrirecon.io.errors import InputError, OutputExistsError
+from mrirecon.io.atomic import atomic_h5, check_writable  # noqa: F401  (re-exported: old import path)
+from mrirecon.io.errors import InputError
 from mrirecon.io.header import Header, HeaderError, parse_header
 
 TARGET_KEYS = {"multicoil": "reconstruction_rss", "singlecoil": "reconstruction_esc"}
@@ -220,36 +219,6 @@ def _plain(value: Any) -> Any:
 
 
 # --- writing ---------------------------------------------------------------------------
-
-
-def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Raise ``OutputExistsError`` if ``path`` exists and ``overwrite`` is false."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike, overwrite: bool = False) -> Iterator[h5py.File]:
-    """An HDF5 file written under a temporary name in the same folder, renamed on success.
-
-    On any error the temporary file is removed and ``path`` is untouched.
-    """
-    path = check_writable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as handle:
-            yield handle
-        if path.exists() and not overwrite:  # appeared meanwhile
-            raise OutputExistsError(path)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_volume(
