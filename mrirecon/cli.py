@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
 from mrirecon.io.atomic import write_text_atomic
@@ -58,8 +59,12 @@ def write_json(text: str, target: Optional[Path]) -> None:
 
 def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> None:
     """Print the batch summary, then write the JSON (a failed write still leaves the summary
-    printed); exit 1 if any file failed."""
-    if not quiet:
+    printed); exit 1 if any file failed. With ``quiet`` only the failed files' errors are printed
+    (without it the progress display has printed them already)."""
+    if quiet:
+        for result in summary.failed:
+            stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
+    else:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
         stderr_console.print(
