@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
+from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
@@ -112,7 +112,7 @@ DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), 
 @app.command("subsample")
 def subsample_command(
     inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names).", callback=output_folder),
     mask: MaskType = typer.Option(MaskType.random, "--mask", help="Mask type."),
     accel: int = typer.Option(4, "--accel", help="Acceleration factor."),
     center_fraction: Optional[float] = CenterOption,
@@ -137,7 +137,7 @@ def subsample_command(
 @app.command("zf-recon")
 def zf_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
@@ -205,7 +205,7 @@ def convert_command(
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
     val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
-    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves."),
+    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves.", callback=output_folder),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML preset, e.g. configs/unet_singlecoil.yaml."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all."),
@@ -265,7 +265,7 @@ def train_command(
 def unet_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
@@ -342,7 +342,7 @@ def eval_command(
 @app.command("cs-recon")
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     lam: Optional[float] = typer.Option(
         None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration."
     ),
@@ -439,7 +439,9 @@ def sample_data_command(
 def compare_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Write a figure: target, reconstructions, error maps."),
+    png: Optional[Path] = typer.Option(
+        None, "--png", help="Write a figure: target, reconstructions, error maps.", callback=output_file
+    ),
     challenge: Optional[Challenge] = typer.Option(None, "--challenge", help="Target dataset, as in eval."),
     device: str = DeviceOption,
     quiet: bool = QuietOption,
