@@ -25,6 +25,7 @@ from mrirecon.io.errors import InputError
 from mrirecon.mri.crop import center_crop
 from mrirecon.mri.espirit import espirit
 from mrirecon.mri.fft import ifft2c
+from mrirecon.ops.sense import normalise_maps  # noqa: F401 (re-exported: the one normalisation)
 
 SENS_METHODS = ("espirit", "acs")
 
@@ -98,11 +99,7 @@ def low_res_images(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor
 def acs_maps(kspace: torch.Tensor, calib: tuple[int, int], images: torch.Tensor | None = None) -> torch.Tensor:
     """Low-resolution maps: the ``low_res_images`` divided by their RSS (unit norm everywhere)."""
     images = low_res_images(kspace, calib) if images is None else images
-    c = images.shape[1]
-    norm = torch.linalg.vector_norm(images, dim=1, keepdim=True)
-    floor = 1e-6 * norm.amax(dim=(-2, -1), keepdim=True).clamp(min=1e-30)
-    uniform = torch.full_like(images, 1.0 / c**0.5)
-    return torch.where(norm > floor, images / torch.clamp(norm, min=1e-30), uniform)
+    return normalise_maps(images, floor=1e-6)
 
 
 def estimate_maps(
@@ -141,13 +138,6 @@ def estimate_maps(
         maps = torch.where(weak[:, None, None, None], acs_maps(kspace, calib, images), result.maps)
         return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes)
     return SensitivityResult(result.maps, "espirit", notes)
-
-
-def normalise_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Scale maps ``(S, C, H, W)`` to unit norm per pixel (pixels where all coils are 0 get ``1/sqrt(C)``)."""
-    norm = torch.linalg.vector_norm(maps, dim=1, keepdim=True)
-    uniform = torch.full_like(maps, 1.0 / maps.shape[1] ** 0.5)
-    return torch.where(norm > 0, maps / torch.clamp(norm, min=1e-30), uniform)
 
 
 def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from fault_helpers import leftovers
+from faults.fault_helpers import leftovers
 from mrirecon.io import atomic
 from mrirecon.io.atomic import (
     atomic_h5,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import run_cli
-from fault_helpers import leftovers, tree_hashes, write_small_volume
+from faults.fault_helpers import leftovers, tree_hashes, write_small_volume
 from mrirecon.io import InputError, open_volume
 from mrirecon.io.fastmri_h5 import read_reconstruction
 
