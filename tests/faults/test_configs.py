@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cli_helpers import run_cli
-from fault_helpers import write_small_volume
+from faults.fault_helpers import write_small_volume
 from mrirecon.train.checkpoint import FORMAT, VERSION, CheckpointError, model_from_checkpoint
 from mrirecon.train.config import TrainConfig, config_from_mapping, resolve_config
 
