@@ -4,7 +4,9 @@ Uecker et al., MRM 2014. Steps, for every slice at once:
 
 1. the calibration matrix: all ``k x k`` patches of the calibration (ACS) k-space, all coils;
 2. its right singular vectors (eigenvectors of the Gram matrix); those with singular value
-   above ``thresh * max`` span the patch space (the rest is the null space);
+   above ``thresh * max`` span the patch space (the rest is the null space). Only the projector
+   onto that space is needed: by ``eigh`` on a CPU, by batched matrix products on a GPU
+   (``mrirecon.mri.eigen``);
 3. the projection onto the patch space, collapsed to a ``(C, C, 2k-1, 2k-1)`` kernel, becomes
    per-pixel ``C x C`` matrices ``G(r)`` by an FFT. ``G`` is band-limited (``2k-1``
    coefficients per axis), so it is evaluated on a coarse grid only;
@@ -19,6 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from mrirecon.mri.eigen import hermitian_eigh, spectral_projector
+
+#: How the signal subspace (step 2) is found: ``eigh`` (LAPACK/cuSOLVER), ``matmul`` (batched
+#: matrix products only, see ``mrirecon.mri.eigen.spectral_projector``), or ``auto`` (``eigh``
+#: on a CPU, ``matmul`` on a GPU, where ``eigh`` of matrices above 32x32 is one call per matrix).
+SUBSPACE_METHODS = ("auto", "eigh", "matmul")
 
 
 @dataclass
@@ -69,6 +78,19 @@ def upsample_periodic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x.index_select(-2, b0) * (1 - fb) + x.index_select(-2, b1) * fb
 
 
+def signal_projector(gram: torch.Tensor, thresh: float, subspace: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """The projector ``(S, N, N)`` onto the right singular vectors of the calibration matrix with
+    singular value above ``thresh`` times the largest (eigenvalues of ``gram`` above ``thresh**2``
+    times the largest), and its rank ``(S,)``."""
+    if subspace == "matmul" or (subspace == "auto" and gram.device.type != "cpu"):
+        return spectral_projector(gram, thresh**2)
+    evals, evecs = hermitian_eigh(gram)
+    evals = evals.clamp(min=0)
+    keep = evals > (thresh**2) * evals[:, -1:]
+    kept = evecs * keep.unsqueeze(1).to(evecs.dtype)
+    return kept @ kept.conj().transpose(1, 2), keep.sum(dim=1)
+
+
 def espirit(
     acs: torch.Tensor,
     image_shape: tuple[int, int],
@@ -76,24 +98,23 @@ def espirit(
     thresh: float = 0.02,
     crop: float = 0.0,
     grid: int = 48,
+    subspace: str = "auto",
 ) -> EspiritResult:
     """ESPIRiT maps from calibration k-space ``acs`` ``(S, C, h, w)`` for images of ``image_shape``.
 
     ``kernel`` is reduced along an axis when the calibration region is too small for it.
     ``grid`` caps the coarse grid (per axis) on which the eigen-decomposition runs.
+    ``subspace`` picks how step 2 is computed (``SUBSPACE_METHODS``).
     """
+    if subspace not in SUBSPACE_METHODS:
+        raise ValueError(f"unknown subspace method {subspace!r}; use {', '.join(SUBSPACE_METHODS)}")
     s, c, h, w = acs.shape
     device = acs.device
     ky = max(1, min(kernel, h - 1 if h > 2 else h))
     kx = max(1, min(kernel, w - 1 if w > 2 else w))
     a = calibration_patches(acs, (ky, kx))
     gram = a.transpose(1, 2) @ a.conj()  # A^T conj(A): its eigenvectors span the patch space itself
-    evals, evecs = torch.linalg.eigh(gram)
-    evals = evals.clamp(min=0)
-    keep = evals > (thresh**2) * evals[:, -1:]
-    rank = keep.sum(dim=1)
-    kept = evecs * keep.unsqueeze(1).to(evecs.dtype)
-    proj = kept @ kept.conj().transpose(1, 2)  # (S, N, N), N = C*ky*kx
+    proj, rank = signal_projector(gram, thresh, subspace)  # (S, N, N), N = C*ky*kx
     proj = proj.reshape(s, c, ky * kx, c, ky * kx).permute(0, 1, 3, 2, 4).reshape(s, c, c, -1)
     ny, nx = 2 * ky - 1, 2 * kx - 1
     kern = torch.zeros(s, c, c, ny * nx, dtype=acs.dtype, device=device)
@@ -110,13 +131,16 @@ def espirit(
     g = torch.fft.fftshift(g, dim=(-2, -1)) / (ky * kx)  # sum_D g(D) e^{+2 pi i D r}, eigenvalues in [0, 1]
     g = g.permute(0, 3, 4, 1, 2)  # (S, gh, gw, C, C)
     g = 0.5 * (g + g.conj().transpose(-1, -2))
-    lam, vec = torch.linalg.eigh(g)
+    lam, vec = hermitian_eigh(g)
     top_vec = vec[..., -1]  # (S, gh, gw, C)
     top2 = lam[..., -2:].flip(-1).clamp(min=0) if c > 1 else torch.cat([lam[..., -1:], torch.zeros_like(lam[..., -1:])], -1)
 
     # align phases to a virtual reference coil: the principal coil combination of the ACS data
     cov = acs.reshape(s, c, -1) @ acs.reshape(s, c, -1).conj().transpose(1, 2)
-    ref = torch.linalg.eigh(cov)[1][..., -1]  # (S, C)
+    ref = hermitian_eigh(cov)[1][..., -1]  # (S, C)
+    # eigenvectors have an arbitrary phase (LAPACK and cuSOLVER differ): make the largest entry real
+    lead = ref.gather(1, ref.abs().argmax(dim=1, keepdim=True))
+    ref = ref * (lead.conj() / lead.abs().clamp(min=1e-30))
     inner = (top_vec * ref.conj()[:, None, None, :]).sum(-1, keepdim=True)
     phase = inner / torch.clamp(inner.abs(), min=1e-12)
     top_vec = top_vec * phase.conj()
