@@ -10,19 +10,58 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
+from mrirecon import __version__
 from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
+#: ``--help`` groups the commands by pipeline stage, in this order.
+DATA, RECONSTRUCT, TRAIN, SCORE = "Data", "Reconstruct", "Train", "Score"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
+#: Within a stage, the order a user runs them in; commands not named here follow, as defined.
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
+
+
+class PipelineOrder(GuardedGroup):
+    """Lists commands in pipeline order (stage, then ``COMMAND_ORDER``), not definition order;
+    runs each under the one error path (``GuardedGroup``)."""
+
+    def list_commands(self, ctx: typer.Context) -> List[str]:
+        names = super().list_commands(ctx)
+
+        def key(name: str) -> tuple:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            stage = PANEL_ORDER.index(panel) if panel in PANEL_ORDER else len(PANEL_ORDER)
+            rank = COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+            return stage, rank, names.index(name)
+
+        return sorted(names, key=key)
+
+
 app = typer.Typer(
     name="mrirecon",
     help="Accelerated MRI reconstruction from fastMRI HDF5 files.",
+    cls=PipelineOrder,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=GuardedGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mrirecon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Accelerated MRI reconstruction from fastMRI HDF5 files: data, reconstruct, train, score."""
 
 
 class Challenge(str, Enum):
@@ -109,7 +148,7 @@ SeedOption = typer.Option(
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
 
-@app.command("subsample")
+@app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
     inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names)."),
@@ -134,7 +173,7 @@ def subsample_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("zf-recon")
+@app.command("zf-recon", rich_help_panel=RECONSTRUCT)
 def zf_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
@@ -162,7 +201,7 @@ def zf_recon_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("convert")
+@app.command("convert", rich_help_panel=DATA)
 def convert_command(
     input_path: Path = typer.Argument(..., help="A .npy complex k-space array."),
     out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
@@ -201,7 +240,7 @@ def convert_command(
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
 
-@app.command("train")
+@app.command("train", rich_help_panel=TRAIN)
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
     val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
@@ -261,7 +300,7 @@ def train_command(
         raise typer.Exit(130)
 
 
-@app.command("unet-recon")
+@app.command("unet-recon", rich_help_panel=RECONSTRUCT)
 def unet_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
@@ -290,7 +329,7 @@ def unet_recon_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("eval")
+@app.command("eval", rich_help_panel=SCORE)
 def eval_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     pred_dir: Path = typer.Option(..., "--pred", help="Folder of reconstruction files of the same names."),
@@ -339,7 +378,7 @@ def eval_command(
         raise typer.Exit(1)
 
 
-@app.command("cs-recon")
+@app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
@@ -398,7 +437,7 @@ class SamplePreset(str, Enum):
     knee = "knee"
 
 
-@app.command("sample-data")
+@app.command("sample-data", rich_help_panel=DATA)
 def sample_data_command(
     out_dir: Path = typer.Argument(..., help="Folder to write the volumes into."),
     challenge: Challenge = typer.Option(Challenge.multicoil, "--challenge", help="singlecoil or multicoil files."),
@@ -435,7 +474,7 @@ def sample_data_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("compare")
+@app.command("compare", rich_help_panel=SCORE)
 def compare_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
@@ -477,5 +516,5 @@ def compare_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (``mrirecon`` in usage lines, also under ``python -m``)."""
+    app(prog_name="mrirecon")
