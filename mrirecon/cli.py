@@ -171,32 +171,54 @@ def zf_recon_command(
     finish(summary, quiet, json_path)
 
 
+class InputFormat(str, Enum):
+    auto = "auto"
+    npy = "npy"
+    twix = "twix"
+    ismrmrd = "ismrmrd"
+    cfl = "cfl"
+
+
 @app.command("convert")
 def convert_command(
-    input_path: Path = typer.Argument(..., help="A .npy complex k-space array."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
-    axes: Optional[str] = typer.Option(
-        None, "--axes", help="Axis order of the array: letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    input_path: Path = typer.Argument(
+        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or a BART .cfl/.hdr pair."
     ),
-    readout_oversampling: int = typer.Option(
-        1, "--readout-oversampling", help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2)."
+    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
+    input_format: InputFormat = typer.Option(
+        InputFormat.auto, "--format", help="Input format; auto detects it from the file's content."
+    ),
+    measurement: int = typer.Option(
+        -1, "--measurement", help="twix: which measurement of a multi-measurement file (default -1, the last)."
+    ),
+    axes: Optional[str] = typer.Option(
+        None, "--axes", help=".npy: axis order, letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    ),
+    readout_oversampling: Optional[int] = typer.Option(
+        None,
+        "--readout-oversampling",
+        help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2). Default: the file's, else 1.",
     ),
     recon_size: Optional[str] = typer.Option(None, "--recon-size", help="Recon crop as HxW, e.g. 320x320."),
     undersampled: bool = typer.Option(
         False, "--undersampled", help="The array is already undersampled: write a test-style file with its mask."
     ),
+    prewhiten: bool = typer.Option(
+        False, "--prewhiten", help="Whiten the coils with the noise scan (--noise, or the file's noise acquisitions)."
+    ),
+    noise: Optional[Path] = typer.Option(None, "--noise", help="A .npy noise-only scan (coils, samples) for --prewhiten."),
     acquisition: str = typer.Option("UNKNOWN", "--acquisition", help="The 'acquisition' attribute to record."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Convert a .npy k-space array into a fastMRI file (with header and target).
+    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl) into a fastMRI file (with header and target).
 
-    Example: mrirecon convert brain.npy -o data/brain.h5
+    Example: mrirecon convert meas_MID42_gre.dat -o data/gre.h5 --prewhiten
     """
     from mrirecon.pipelines.common import BatchSummary
-    from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+    from mrirecon.pipelines.convert import ConvertConfig, convert_file
 
     size = None
     if recon_size is not None:
@@ -205,10 +227,22 @@ def convert_command(
             size = (h, w)
         except ValueError:
             fail(f"--recon-size must look like 320x320, got {recon_size!r}")
-    config = ConvertConfig(axes, readout_oversampling, size, undersampled, acquisition, overwrite)
-    result = guarded(debug, lambda: convert_npy(input_path, out_path, config))
+    config = ConvertConfig(
+        axes=axes,
+        readout_oversampling=readout_oversampling,
+        recon_size=size,
+        undersampled=undersampled,
+        acquisition=acquisition,
+        overwrite=overwrite,
+        input_format=input_format.value,
+        measurement=measurement,
+        noise=noise,
+        prewhiten=prewhiten,
+    )
+    result = guarded(debug, lambda: convert_file(input_path, out_path, config))
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
+
 
 @app.command("train")
 def train_command(
