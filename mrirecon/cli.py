@@ -244,6 +244,48 @@ def convert_command(
     finish(summary, quiet, json_path)
 
 
+class ExportFormat(str, Enum):
+    nifti = "nifti"
+    dicom = "dicom"
+    cfl = "cfl"
+    png = "png"
+
+
+@app.command("export")
+def export_command(
+    inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."),
+    geometry_from: Optional[Path] = typer.Option(
+        None,
+        "--geometry-from",
+        help="The converted fastMRI file (or folder) a recon came from: FOV, spacing and slice positions.",
+    ),
+    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl only)."),
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Export reconstructions to NIfTI, DICOM, BART .cfl or a PNG montage.
+
+    Example: mrirecon export recon/gre.h5 --format dicom -o dicom/ --geometry-from data/gre.h5
+    """
+    from mrirecon.pipelines.common import expand_inputs, run_batch
+    from mrirecon.pipelines.export import ExportConfig, export_file
+
+    if kspace and fmt is not ExportFormat.cfl:
+        fail("--kspace exports k-space, which only --format cfl holds")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"{out_dir}: -o must be a folder, and this is a file")
+    config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)
+    files = expand_inputs(inputs)
+    if not files:
+        fail(f"no .h5 files found in {', '.join(str(p) for p in inputs)}")
+    summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
+    finish(summary, quiet, json_path)
+
+
 @app.command("train")
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),

@@ -39,7 +39,7 @@ def write_ismrmrd(
                 trajectory=xsd.trajectoryType.CARTESIAN,
                 encodedSpace=xsd.encodingSpaceType(
                     matrixSize=xsd.matrixSizeType(x=height, y=ey, z=1),
-                    fieldOfView_mm=xsd.fieldOfViewMm(x=recon_fov_mm[0], y=recon_fov_mm[1] * ey / width, z=recon_fov_mm[2]),
+                    fieldOfView_mm=xsd.fieldOfViewMm(x=recon_fov_mm[0], y=recon_fov_mm[1] * ey / max(width, 1), z=recon_fov_mm[2]),
                 ),
                 reconSpace=xsd.encodingSpaceType(
                     matrixSize=xsd.matrixSizeType(x=height, y=width, z=1),
