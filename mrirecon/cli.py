@@ -10,19 +10,58 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
+from mrirecon import __version__
 from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
+#: ``--help`` groups the commands by pipeline stage, in this order.
+DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT = "Data", "Reconstruct", "Train", "Score", "Export"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT)
+#: Within a stage, the order a user runs them in; commands not named here follow, as defined.
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
+
+
+class PipelineOrder(GuardedGroup):
+    """Lists commands in pipeline order (stage, then ``COMMAND_ORDER``), not definition order;
+    runs each under the one error path (``GuardedGroup``)."""
+
+    def list_commands(self, ctx: typer.Context) -> List[str]:
+        names = super().list_commands(ctx)
+
+        def key(name: str) -> tuple:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            stage = PANEL_ORDER.index(panel) if panel in PANEL_ORDER else len(PANEL_ORDER)
+            rank = COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+            return stage, rank, names.index(name)
+
+        return sorted(names, key=key)
+
+
 app = typer.Typer(
     name="mrirecon",
     help="Accelerated MRI reconstruction from fastMRI HDF5 files.",
+    cls=PipelineOrder,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=GuardedGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mrirecon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Accelerated MRI reconstruction from fastMRI HDF5 files: data, reconstruct, train, score."""
 
 
 class Challenge(str, Enum):
@@ -107,7 +146,7 @@ SeedOption = typer.Option(
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
 
-@app.command("subsample")
+@app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
     inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names).", callback=output_folder),
@@ -132,7 +171,7 @@ def subsample_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("zf-recon")
+@app.command("zf-recon", rich_help_panel=RECONSTRUCT)
 def zf_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
@@ -160,31 +199,54 @@ def zf_recon_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("convert")
+class InputFormat(str, Enum):
+    auto = "auto"
+    npy = "npy"
+    twix = "twix"
+    ismrmrd = "ismrmrd"
+    cfl = "cfl"
+
+
+@app.command("convert", rich_help_panel=DATA)
 def convert_command(
-    input_path: Path = typer.Argument(..., help="A .npy complex k-space array."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
-    axes: Optional[str] = typer.Option(
-        None, "--axes", help="Axis order of the array: letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    input_path: Path = typer.Argument(
+        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or a BART .cfl/.hdr pair."
     ),
-    readout_oversampling: int = typer.Option(
-        1, "--readout-oversampling", help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2).", callback=finite(1)),
+    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
+    input_format: InputFormat = typer.Option(
+        InputFormat.auto, "--format", help="Input format; auto detects it from the file's content."
+    ),
+    measurement: int = typer.Option(
+        -1, "--measurement", help="twix: which measurement of a multi-measurement file (default -1, the last)."
+    ),
+    axes: Optional[str] = typer.Option(
+        None, "--axes", help=".npy: axis order, letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    ),
+    readout_oversampling: Optional[int] = typer.Option(
+        None,
+        "--readout-oversampling",
+        help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2). Default: the file's, else 1.",
+    ),
     recon_size: Optional[str] = typer.Option(None, "--recon-size", help="Recon crop as HxW, e.g. 320x320."),
     undersampled: bool = typer.Option(
         False, "--undersampled", help="The array is already undersampled: write a test-style file with its mask."
     ),
+    prewhiten: bool = typer.Option(
+        False, "--prewhiten", help="Whiten the coils with the noise scan (--noise, or the file's noise acquisitions)."
+    ),
+    noise: Optional[Path] = typer.Option(None, "--noise", help="A .npy noise-only scan (coils, samples) for --prewhiten."),
     acquisition: str = typer.Option("UNKNOWN", "--acquisition", help="The 'acquisition' attribute to record."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Convert a .npy k-space array into a fastMRI file (with header and target).
+    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl) into a fastMRI file (with header and target).
 
-    Example: mrirecon convert brain.npy -o data/brain.h5
+    Example: mrirecon convert meas_MID42_gre.dat -o data/gre.h5 --prewhiten
     """
     from mrirecon.pipelines.common import BatchSummary
-    from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+    from mrirecon.pipelines.convert import ConvertConfig, convert_file
 
     size = None
     if recon_size is not None:
@@ -193,12 +255,66 @@ def convert_command(
             size = (h, w)
         except ValueError:
             fail(f"--recon-size must look like 320x320, got {recon_size!r}")
-    config = ConvertConfig(axes, readout_oversampling, size, undersampled, acquisition, overwrite)
-    result = guarded(debug, lambda: convert_npy(input_path, out_path, config))
+    config = ConvertConfig(
+        axes=axes,
+        readout_oversampling=readout_oversampling,
+        recon_size=size,
+        undersampled=undersampled,
+        acquisition=acquisition,
+        overwrite=overwrite,
+        input_format=input_format.value,
+        measurement=measurement,
+        noise=noise,
+        prewhiten=prewhiten,
+    )
+    result = guarded(debug, lambda: convert_file(input_path, out_path, config))
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
 
-@app.command("train")
+
+class ExportFormat(str, Enum):
+    nifti = "nifti"
+    dicom = "dicom"
+    cfl = "cfl"
+    png = "png"
+
+
+@app.command("export", rich_help_panel=EXPORT)
+def export_command(
+    inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."),
+    geometry_from: Optional[Path] = typer.Option(
+        None,
+        "--geometry-from",
+        help="The converted fastMRI file (or folder) a recon came from: FOV, spacing and slice positions.",
+    ),
+    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl only)."),
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Export reconstructions to NIfTI, DICOM, BART .cfl or a PNG montage.
+
+    Example: mrirecon export recon/gre.h5 --format dicom -o dicom/ --geometry-from data/gre.h5
+    """
+    from mrirecon.pipelines.common import expand_inputs, run_batch
+    from mrirecon.pipelines.export import ExportConfig, export_file
+
+    if kspace and fmt is not ExportFormat.cfl:
+        fail("--kspace exports k-space, which only --format cfl holds")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"{out_dir}: -o must be a folder, and this is a file")
+    config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)
+    files = expand_inputs(inputs)
+    if not files:
+        fail(f"no .h5 files found in {', '.join(str(p) for p in inputs)}")
+    summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
+    finish(summary, quiet, json_path)
+
+
+@app.command("train", rich_help_panel=TRAIN)
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
     val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
@@ -258,7 +374,7 @@ def train_command(
         raise typer.Exit(130)
 
 
-@app.command("unet-recon")
+@app.command("unet-recon", rich_help_panel=RECONSTRUCT)
 def unet_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
@@ -287,7 +403,7 @@ def unet_recon_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("eval")
+@app.command("eval", rich_help_panel=SCORE)
 def eval_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     pred_dir: Path = typer.Option(..., "--pred", help="Folder of reconstruction files of the same names."),
@@ -335,7 +451,7 @@ def eval_command(
         raise typer.Exit(1)
 
 
-@app.command("cs-recon")
+@app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
@@ -391,7 +507,7 @@ class SamplePreset(str, Enum):
     knee = "knee"
 
 
-@app.command("sample-data")
+@app.command("sample-data", rich_help_panel=DATA)
 def sample_data_command(
     out_dir: Path = typer.Argument(..., help="Folder to write the volumes into."),
     challenge: Challenge = typer.Option(Challenge.multicoil, "--challenge", help="singlecoil or multicoil files."),
@@ -429,7 +545,7 @@ def sample_data_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("compare")
+@app.command("compare", rich_help_panel=SCORE)
 def compare_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
@@ -473,5 +589,5 @@ def compare_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (``mrirecon`` in usage lines, also under ``python -m``)."""
+    app(prog_name="mrirecon")
