@@ -578,6 +578,8 @@ def compare_command(
         out.print(comparison_table(summary))
         if summary.figure:
             out.print(f"figure: {summary.figure}", highlight=False)
+    if summary.warning():
+        stderr_console.print(f"[yellow]warning[/yellow] {escape(summary.warning())}", highlight=False, soft_wrap=True)
     for name, s in summary.methods.items():
         for failure in s.failed:
             stderr_console.print(f"[red]error:[/red] {name}: {failure['error']}", highlight=False, soft_wrap=True)

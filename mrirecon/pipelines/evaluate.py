@@ -203,6 +203,11 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
         raise InputError(
             pred_path, f"has {recon.shape[0]} slices but the target {target_path.name} has {gt_tensor.shape[0]}"
         )
+    width = gt_tensor.shape[-1]
+    if recon.shape[-2] < width or recon.shape[-1] < width:  # the prediction's fault: name it
+        raise InputError(
+            pred_path, f"is {recon.shape[-2]}x{recon.shape[-1]}, smaller than the {width}x{width} crop of its target {target_path.name}"
+        )
     scores = volume_metrics(gt_tensor, torch.from_numpy(recon).to(device))
     if not all(math.isfinite(scores[m]) or (m == "psnr" and scores[m] == math.inf) for m in METRICS):
         raise InputError(pred_path, "gives non-finite metrics: the prediction or target has NaN or Inf values")
