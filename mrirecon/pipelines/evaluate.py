@@ -229,8 +229,9 @@ def _target_key(target: h5py.File, path: Path, challenge: str | None) -> str:
     """The dataset fastMRI scores against: the challenge's, else the one the k-space rank implies."""
     if challenge is not None:
         return TARGET_KEYS[challenge]
-    if "kspace" in target:
-        return TARGET_KEYS["multicoil" if target["kspace"].ndim == 4 else "singlecoil"]
+    kspace = get_dataset(target, "kspace", path)  # a group, an external link... are one sentence
+    if kspace is not None:
+        return TARGET_KEYS["multicoil" if kspace.ndim == 4 else "singlecoil"]
     present = [key for key in TARGET_KEYS.values() if key in target]
     if len(present) == 1:
         return present[0]
