@@ -16,10 +16,10 @@ from mrirecon.io.atomic import write_text_atomic
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
 #: ``--help`` groups the commands by pipeline stage, in this order.
-DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT = "Data", "Reconstruct", "Train", "Score", "Export"
-PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT)
+DATA, RECONSTRUCT, TRAIN, SCORE = "Data", "Reconstruct", "Train", "Score"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
 #: Within a stage, the order a user runs them in; commands not named here follow, as defined.
-COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "export", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
 
 
 class PipelineOrder(GuardedGroup):
@@ -281,7 +281,7 @@ class ExportFormat(str, Enum):
     png = "png"
 
 
-@app.command("export", rich_help_panel=EXPORT)
+@app.command("export", rich_help_panel=DATA)
 def export_command(
     inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
     fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
