@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from mrirecon import __version__
-from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
+from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
@@ -138,22 +138,20 @@ def mask_spec(mask: Optional[MaskType], accel: Optional[int], center_fraction: O
 
 
 MaskOption = typer.Option(None, "--mask", help="Mask type (fastMRI's column masks, or 2D 'poisson').")
-AccelOption = typer.Option(None, "--accel", help="Acceleration factor, e.g. 4 or 8.")
+AccelOption = typer.Option(None, "--accel", help="Acceleration factor, e.g. 4 or 8.", callback=finite(1, above=True))
 CenterOption = typer.Option(
-    None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x)."
-)
+    None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x).", callback=finite(0, 1, above=True, below=True))
 SeedOption = typer.Option(
-    None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it."
-)
+    None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it.", callback=finite(0, 2**32 - 1))
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
 
 @app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
     inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names).", callback=output_folder),
     mask: MaskType = typer.Option(MaskType.random, "--mask", help="Mask type."),
-    accel: int = typer.Option(4, "--accel", help="Acceleration factor."),
+    accel: int = typer.Option(4, "--accel", help="Acceleration factor.", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     overwrite: bool = OverwriteOption,
@@ -176,13 +174,13 @@ def subsample_command(
 @app.command("zf-recon", rich_help_panel=RECONSTRUCT)
 def zf_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
-    batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device."),
+    batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -320,29 +318,29 @@ def export_command(
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
     val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
-    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves."),
+    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves.", callback=output_folder),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML preset, e.g. configs/unet_singlecoil.yaml."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10).", callback=finite(1)),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all.", callback=finite(0)),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1).", callback=finite(1)),
     norm: Optional[str] = typer.Option(None, "--norm", help="group (default), instance, batch, layer or none."),
-    groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels)."),
+    groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels).", callback=finite(1)),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam (default), rmsprop or sgd (with momentum)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-3).", callback=finite(0, above=True)),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0).", callback=finite(0)),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="step (default), cosine or none."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 (default) or ssim."),
-    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32)."),
-    pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4)."),
+    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32).", callback=finite(1)),
+    pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4).", callback=finite(1)),
     residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="Add the input to the output (default off, as fastMRI)."),
     mask: Optional[MaskType] = typer.Option(None, "--mask", help="Training/validation mask type (default random)."),
-    accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4)."),
+    accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4).", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0).", callback=finite(0)),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks.", callback=finite(0, 2**32 - 1)),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -380,13 +378,13 @@ def train_command(
 def unet_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
-    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device."),
+    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
@@ -414,11 +412,10 @@ def eval_command(
     ),
     acquisition: Optional[str] = typer.Option(None, "--acquisition", help="Only volumes of this acquisition, e.g. CORPD_FBK."),
     acceleration: Optional[float] = typer.Option(
-        None, "--acceleration", help="Only volumes of this acceleration (attribute of the target, else of the prediction)."
-    ),
-    min_ssim: Optional[float] = typer.Option(None, "--min-ssim", help="Exit 1 if the mean SSIM is below this."),
-    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this."),
-    max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this."),
+        None, "--acceleration", help="Only volumes of this acceleration (attribute of the target, else of the prediction).", callback=finite(1, above=True)),
+    min_ssim: Optional[float] = typer.Option(None, "--min-ssim", help="Exit 1 if the mean SSIM is below this.", callback=finite(-1, 1)),
+    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this.", callback=finite()),
+    max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this.", callback=finite(0)),
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -457,12 +454,11 @@ def eval_command(
 @app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     lam: Optional[float] = typer.Option(
-        None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration."
-    ),
-    iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration)."),
-    tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this."),
+        None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration.", callback=finite(0)),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
+    tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
     tv: str = typer.Option("isotropic", "--tv", help="isotropic or anisotropic total variation."),
     sens: str = typer.Option(
@@ -478,11 +474,9 @@ def cs_recon_command(
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
     batch_slices: Optional[int] = typer.Option(
-        None, "--batch-slices", help="Slices per batch (default: the whole volume on CUDA, 8 on a CPU; halved on CUDA OOM)."
-    ),
+        None, "--batch-slices", help="Slices per batch (default: the whole volume on CUDA, 8 on a CPU; halved on CUDA OOM).", callback=finite(1)),
     coil_energy: float = typer.Option(
-        0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils)."
-    ),
+        0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils).", callback=finite(0, 1, above=True)),
     full_readout: bool = typer.Option(
         False, "--full-readout", help="Solve on the whole readout. By default, with a column mask only the output rows "
         "plus a margin are solved (exact for the data term: the readout is fully sampled; ~2x faster on fastMRI's "
@@ -523,14 +517,15 @@ def sample_data_command(
         help="small: 256x144 k-space, 128x128 targets, 8 slices (seconds); knee: fastMRI knee sizes, "
         "640x368 k-space, 320x320 targets, 35 slices (realistic benchmarks, slower, about 1 GB per multi-coil file).",
     ),
-    volumes: int = typer.Option(4, "--volumes", help="Number of volumes (files)."),
-    slices: Optional[int] = typer.Option(None, "--slices", help="Slices per volume (default: 8 small, 35 knee)."),
+    volumes: int = typer.Option(4, "--volumes", help="Number of volumes (files).", callback=finite(1)),
+    slices: Optional[int] = typer.Option(None, "--slices", help="Slices per volume (default: 8 small, 35 knee).", callback=finite(1)),
     coils: Optional[int] = typer.Option(
         None,
         "--coils",
         help="Receive coils (default: 8 small, 15 knee). Single-coil files emulate one coil from this array.",
+        callback=finite(1),
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same bytes; another, other anatomy."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same bytes; another, other anatomy.", callback=finite(0, 2**32 - 1)),
     device: str = typer.Option("cpu", "--device", help="cpu (default: reproducible bytes), cuda or auto."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
@@ -554,7 +549,9 @@ def sample_data_command(
 def compare_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Write a figure: target, reconstructions, error maps."),
+    png: Optional[Path] = typer.Option(
+        None, "--png", help="Write a figure: target, reconstructions, error maps.", callback=output_file
+    ),
     challenge: Optional[Challenge] = typer.Option(None, "--challenge", help="Target dataset, as in eval."),
     device: str = DeviceOption,
     quiet: bool = QuietOption,

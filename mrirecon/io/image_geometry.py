@@ -12,9 +12,9 @@ import xml.etree.ElementTree as etree
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from mrirecon.io.h5_input import open_h5, read_dataset
 from mrirecon.io.header import ISMRMRD_NS
 from mrirecon.io.raw_scan import Geometry
 
@@ -93,8 +93,8 @@ def _fov_and_matrix(header_xml: bytes) -> tuple[tuple[float, float, float], tupl
 def geometry_from_file(path: Path) -> ImageGeometry:
     """The geometry stated by a fastMRI or reconstruction file (its header and attributes): the
     spacing is the recon FOV over the recon matrix (a different crop keeps the pixel size)."""
-    with h5py.File(path, "r") as handle:
-        header = handle["ismrmrd_header"][()] if "ismrmrd_header" in handle else None
+    with open_h5(path) as handle:
+        header = read_dataset(handle, "ismrmrd_header", path)
         geometry_json = handle.attrs.get("geometry")
     placement = None
     if geometry_json is not None:

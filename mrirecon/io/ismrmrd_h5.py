@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from mrirecon.io.errors import InputError
+from mrirecon.io.h5_input import read_dataset
 from mrirecon.io.raw_scan import Geometry, RawScan
 
 # ISMRMRD acquisition flags (bit = flag - 1), from ismrmrd.constants.
@@ -58,8 +59,8 @@ def read_ismrmrd(path: str | Path) -> RawScan:
                 raise InputError(path, "has no /dataset/xml header")
             if "data" not in group:
                 raise InputError(path, "has no /dataset/data acquisitions")
-            xml = group["xml"][0]
-            table = group["data"][()]
+            xml = read_dataset(handle, "dataset/xml", path)[0]
+            table = read_dataset(handle, "dataset/data", path)  # inside the file only, plausible size
     except OSError as exc:
         raise InputError(path, f"cannot be read as HDF5 ({exc})") from exc
     header = _parse_xml(path, xml)
