@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from mrirecon.io.errors import InputError, OutputExistsError
+from mrirecon.io.h5open import open_h5_read
 from mrirecon.io.header import Header, HeaderError, parse_header
 
 TARGET_KEYS = {"multicoil": "reconstruction_rss", "singlecoil": "reconstruction_esc"}
@@ -155,7 +156,7 @@ def open_volume(path: str | os.PathLike) -> Volume:
     if not is_h5:
         raise InputError(path, "is not an HDF5 file")
     try:
-        handle = h5py.File(path, "r")
+        handle = open_h5_read(path)
     except OSError as exc:
         raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
     try:
@@ -303,7 +304,7 @@ def read_reconstruction(path: str | os.PathLike) -> np.ndarray:
         raise InputError(path, "file does not exist")
     if not h5py.is_hdf5(path):
         raise InputError(path, "is not an HDF5 file")
-    with h5py.File(path, "r") as handle:
+    with open_h5_read(path) as handle:
         if "reconstruction" not in handle:
             raise InputError(path, "has no 'reconstruction' dataset")
         data = handle["reconstruction"][()]
