@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import h5py
 import numpy as np
 
-from mrirecon.io.h5open import open_h5_read
+from mrirecon.io.h5_input import open_h5
 from mrirecon.io.errors import InputError
 from mrirecon.pipelines.common import BatchSummary, FileResult, run_batch
 from mrirecon.pipelines.inputs import expand_inputs, plan_outputs
@@ -71,7 +71,7 @@ def h5_output_problem(out_path: Path, digest: str, check: Callable[[h5py.File], 
     """Why the existing HDF5 ``out_path`` must be redone: unreadable, ``check(handle)`` (its datasets)
     failed, or another ``options_hash``; ``None`` when it is a complete output of these options."""
     try:
-        with open_h5_read(out_path) as handle:
+        with open_h5(out_path) as handle:
             problem = check(handle)
             if problem is not None:
                 return problem
@@ -79,6 +79,8 @@ def h5_output_problem(out_path: Path, digest: str, check: Callable[[h5py.File], 
             stored = stored.decode() if isinstance(stored, bytes) else stored
             if stored != digest:
                 return f"it was written with other options (hash {stored}, now {digest})"
+    except InputError as exc:
+        return f"it cannot be read ({exc.problem})"
     except (OSError, KeyError, ValueError) as exc:
         return f"it cannot be read ({exc})"
     return None
