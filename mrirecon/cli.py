@@ -19,7 +19,7 @@ from mrirecon.pipelines.common import BatchSummary, stderr_console
 DATA, RECONSTRUCT, TRAIN, SCORE = "Data", "Reconstruct", "Train", "Score"
 PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
 #: Within a stage, the order a user runs them in; commands not named here follow, as defined.
-COMMAND_ORDER = ("sample-data", "convert", "subsample", "export", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "export", "zf-recon", "cs-recon", "unet-recon", "status", "train", "eval", "compare")
 
 
 class PipelineOrder(GuardedGroup):
@@ -103,11 +103,13 @@ def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> Non
     if quiet:
         for result in summary.failed:
             stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
-    else:
+    elif "dry_run" not in summary.extra:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
+        kept = [f"{len(summary.with_status(s))} {s}" for s in ("skipped", "redone") if summary.with_status(s)]
+        detail = f" ({', '.join(kept)})" if kept else ""
         stderr_console.print(
-            f"[{colour}]{summary.command}: {n_ok} file(s) done, {n_bad} failed[/{colour}]", highlight=False
+            f"[{colour}]{summary.command}: {n_ok} file(s) done{detail}, {n_bad} failed[/{colour}]", highlight=False
         )
     write_json(summary.to_json(), json_path)
     if summary.failed:
@@ -145,6 +147,38 @@ SeedOption = typer.Option(
     None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it.", callback=finite(0, 2**32 - 1))
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
+# Batch options of every command that writes one output per input (see "On a cluster" in the README).
+ShardOption = typer.Option(
+    None, "--shard", help="Process shard I of N (0-based, e.g. 0/4), files balanced by size. Default: from "
+    "SLURM_ARRAY_TASK_ID/_COUNT/_MIN, split again over torchrun's RANK/WORLD_SIZE.", rich_help_panel="Batch",
+)
+SkipExistingOption = typer.Option(
+    False, "--skip-existing", help="Keep outputs that are complete and written with the same options; redo "
+    "partial, invalid or other-option ones.", rich_help_panel="Batch",
+)
+DryRunOption = typer.Option(False, "--dry-run", help="Print this shard's files (input TAB output) and stop.",
+                            rich_help_panel="Batch")
+RequeueOption = typer.Option(
+    False, "--requeue", help="On SIGTERM/SIGUSR1, requeue this SLURM job (scontrol requeue $SLURM_JOB_ID) after "
+    "stopping.", rich_help_panel="Batch",
+)
+GraceOption = typer.Option(
+    30.0, "--grace", help="Seconds the file in progress may still take after SIGTERM/SIGINT/SIGUSR1; then it is "
+    "abandoned (nothing half-written). Exit status 128+signal.", rich_help_panel="Batch",
+)
+
+
+def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float):
+    """The ``BatchOptions`` of the batch flags (a bad ``--shard`` is exit 2)."""
+    from mrirecon.pipelines.batch import BatchOptions
+    from mrirecon.pipelines.shard import parse_shard
+
+    try:
+        parsed = None if shard is None else parse_shard(shard)
+    except ValueError as exc:
+        fail(str(exc))
+    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace)
+
 
 @app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
@@ -154,6 +188,11 @@ def subsample_command(
     accel: int = typer.Option(4, "--accel", help="Acceleration factor.", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -166,7 +205,9 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
-    config = SubsampleConfig(mask=spec, overwrite=overwrite)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
+                             dry_run=dry_run, requeue=requeue, grace=grace)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -181,6 +222,11 @@ def zf_recon_command(
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
     batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -195,7 +241,8 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
-    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
@@ -386,6 +433,11 @@ def unet_recon_command(
     device: str = DeviceOption,
     batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -399,7 +451,8 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
-    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
@@ -483,6 +536,11 @@ def cs_recon_command(
         "oversampled readout). 2D masks always use the whole grid."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the objective per iteration."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -499,7 +557,8 @@ def cs_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
-    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 class SamplePreset(str, Enum):
@@ -586,6 +645,27 @@ def compare_command(
 
 
 # @@ commands of later issues are added below this line @@
+
+
+@app.command("status", rich_help_panel=RECONSTRUCT)
+def status_command(
+    out_dir: Path = typer.Argument(..., help="The output folder of a batch (its .mrirecon/manifest-*.jsonl)."),
+    inputs: Optional[List[Path]] = typer.Option(
+        None, "--inputs", help="The batch's inputs (files or folders; repeat): adds the pending count."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the merged status as JSON on stdout."),
+    debug: bool = DebugOption,
+) -> None:
+    """Merge the manifests of all shards: done, failed, pending, throughput, slowest files.
+
+    Example: mrirecon status recon/cs --inputs data/val
+    """
+    import json
+
+    from mrirecon.pipelines.status import batch_report, status_text
+
+    report = guarded(debug, lambda: batch_report(out_dir, inputs))
+    sys.stdout.write((json.dumps(report.to_dict(), indent=2) if json_out else status_text(report)) + "\n")
 
 
 def main() -> None:
