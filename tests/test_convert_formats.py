@@ -247,3 +247,13 @@ def test_convert_output_folder_and_empty_npy_are_one_sentence(tmp_path: Path) ->
     assert_refused(result, "empty.npy", tmp_path / "e.h5")
     result = run_cli("convert", empty, "-o", tmp_path / "e.h5", "--format", "npy")
     assert_refused(result, "empty.npy", tmp_path / "e.h5")
+
+
+def test_ismrmrd_data_in_another_file_is_refused(tmp_path: Path, ismrmrd_7slices: Path) -> None:
+    linked = tmp_path / "linked.h5"
+    with h5py.File(linked, "w") as handle:
+        with h5py.File(ismrmrd_7slices) as source:
+            handle["dataset/xml"] = source["dataset/xml"][()]
+        handle["dataset/data"] = h5py.ExternalLink(str(ismrmrd_7slices), "/dataset/data")
+    out = tmp_path / "o.h5"
+    assert_refused(run_cli("convert", linked, "-o", out), "linked.h5", out)

@@ -189,3 +189,15 @@ def test_export_bad_inputs_write_nothing(tmp_path: Path, multislice_recon) -> No
     before = (out / "gre7.png").read_bytes()
     result = run_cli("export", multislice_recon["recon"], "--format", "png", "-o", out)
     assert result.exit_code == 1 and "exists" in result.stderr and (out / "gre7.png").read_bytes() == before
+
+
+def test_geometry_attribute_carried_into_a_recon_file_is_used(tmp_path: Path, scanner_recon) -> None:
+    import nibabel as nib
+
+    with h5py.File(scanner_recon["kspace"]) as handle:
+        geometry = handle.attrs["geometry"]
+    recon = tmp_path / "carried.h5"
+    write_reconstruction(recon, scanner_recon["image"], attrs={"method": "cs-tv", "geometry": geometry})
+    result = run_cli("export", recon, "--format", "nifti", "-o", tmp_path / "out")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    np.testing.assert_allclose(nib.load(tmp_path / "out" / "carried.nii.gz").header.get_zooms(), (1.25, 1.25, 4.0))

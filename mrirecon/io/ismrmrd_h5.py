@@ -58,6 +58,11 @@ def read_ismrmrd(path: str | Path) -> RawScan:
                 raise InputError(path, "has no /dataset/xml header")
             if "data" not in group:
                 raise InputError(path, "has no /dataset/data acquisitions")
+            for name in ("xml", "data"):
+                link = group.get(name, getlink=True)
+                node = group[name] if isinstance(link, h5py.HardLink) else None
+                if node is None or not isinstance(node, h5py.Dataset) or node.external or node.is_virtual:
+                    raise InputError(path, f"/dataset/{name} is stored outside the file or is not a dataset; refusing to read it")
             xml = group["xml"][0]
             table = group["data"][()]
     except OSError as exc:
