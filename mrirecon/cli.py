@@ -5,23 +5,63 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
-from mrirecon.io.errors import InputError
+from mrirecon import __version__
+from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
+from mrirecon.io.atomic import write_text_atomic
 from mrirecon.pipelines.common import BatchSummary, stderr_console
+
+#: ``--help`` groups the commands by pipeline stage, in this order.
+DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT = "Data", "Reconstruct", "Train", "Score", "Export"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT)
+#: Within a stage, the order a user runs them in; commands not named here follow, as defined.
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
+
+
+class PipelineOrder(GuardedGroup):
+    """Lists commands in pipeline order (stage, then ``COMMAND_ORDER``), not definition order;
+    runs each under the one error path (``GuardedGroup``)."""
+
+    def list_commands(self, ctx: typer.Context) -> List[str]:
+        names = super().list_commands(ctx)
+
+        def key(name: str) -> tuple:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            stage = PANEL_ORDER.index(panel) if panel in PANEL_ORDER else len(PANEL_ORDER)
+            rank = COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+            return stage, rank, names.index(name)
+
+        return sorted(names, key=key)
+
 
 app = typer.Typer(
     name="mrirecon",
     help="Accelerated MRI reconstruction from fastMRI HDF5 files.",
+    cls=PipelineOrder,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-T = TypeVar("T")
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mrirecon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Accelerated MRI reconstruction from fastMRI HDF5 files: data, reconstruct, train, score."""
 
 
 class Challenge(str, Enum):
@@ -39,47 +79,37 @@ class MaskType(str, Enum):
 
 
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar or table.")
-JsonOption = typer.Option(None, "--json", help="Write the summary as JSON to this file ('-' for stdout).")
+JsonOption = typer.Option(
+    None, "--json", help="Write the summary as JSON to this file ('-' for stdout).", callback=output_file
+)
 DebugOption = typer.Option(False, "--debug", help="Show tracebacks.")
 OverwriteOption = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print one line to stderr and exit non-zero."""
-    stderr_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def guarded(debug: bool, call: Callable[[], T]) -> T:
-    """Run ``call``; bad input becomes one line and exit code 2 (a traceback only with --debug)."""
-    try:
-        return call()
-    except (InputError, ValueError, FileNotFoundError) as exc:
-        if debug:
-            raise
-        fail(str(exc))
-    raise AssertionError("unreachable")
-
-
 def write_json(text: str, target: Optional[Path]) -> None:
+    """The JSON summary to stdout (``-``) or, through the atomic writer, to a file."""
     if target is None:
         return
     if str(target) == "-":
         sys.stdout.write(text + "\n")
     else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text + "\n")
+        write_text_atomic(target, text + "\n", overwrite=True)
 
 
 def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> None:
-    """Print the batch summary; exit 1 if any file failed."""
-    write_json(summary.to_json(), json_path)
-    if not quiet:
+    """Print the batch summary, then write the JSON (a failed write still leaves the summary
+    printed); exit 1 if any file failed. With ``quiet`` only the failed files' errors are printed
+    (without it the progress display has printed them already)."""
+    if quiet:
+        for result in summary.failed:
+            stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
+    else:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
         stderr_console.print(
             f"[{colour}]{summary.command}: {n_ok} file(s) done, {n_bad} failed[/{colour}]", highlight=False
         )
+    write_json(summary.to_json(), json_path)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -118,7 +148,7 @@ SeedOption = typer.Option(
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
 
-@app.command("subsample")
+@app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
     inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names)."),
@@ -143,7 +173,7 @@ def subsample_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("zf-recon")
+@app.command("zf-recon", rich_help_panel=RECONSTRUCT)
 def zf_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
@@ -179,7 +209,7 @@ class InputFormat(str, Enum):
     cfl = "cfl"
 
 
-@app.command("convert")
+@app.command("convert", rich_help_panel=DATA)
 def convert_command(
     input_path: Path = typer.Argument(
         ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or a BART .cfl/.hdr pair."
@@ -251,7 +281,7 @@ class ExportFormat(str, Enum):
     png = "png"
 
 
-@app.command("export")
+@app.command("export", rich_help_panel=EXPORT)
 def export_command(
     inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
     fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
@@ -286,7 +316,7 @@ def export_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("train")
+@app.command("train", rich_help_panel=TRAIN)
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
     val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
@@ -346,7 +376,7 @@ def train_command(
         raise typer.Exit(130)
 
 
-@app.command("unet-recon")
+@app.command("unet-recon", rich_help_panel=RECONSTRUCT)
 def unet_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
@@ -375,7 +405,7 @@ def unet_recon_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("eval")
+@app.command("eval", rich_help_panel=SCORE)
 def eval_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     pred_dir: Path = typer.Option(..., "--pred", help="Folder of reconstruction files of the same names."),
@@ -424,7 +454,7 @@ def eval_command(
         raise typer.Exit(1)
 
 
-@app.command("cs-recon")
+@app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
@@ -483,7 +513,7 @@ class SamplePreset(str, Enum):
     knee = "knee"
 
 
-@app.command("sample-data")
+@app.command("sample-data", rich_help_panel=DATA)
 def sample_data_command(
     out_dir: Path = typer.Argument(..., help="Folder to write the volumes into."),
     challenge: Challenge = typer.Option(Challenge.multicoil, "--challenge", help="singlecoil or multicoil files."),
@@ -520,7 +550,7 @@ def sample_data_command(
     finish(summary, quiet, json_path)
 
 
-@app.command("compare")
+@app.command("compare", rich_help_panel=SCORE)
 def compare_command(
     target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
     preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
@@ -562,5 +592,5 @@ def compare_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (``mrirecon`` in usage lines, also under ``python -m``)."""
+    app(prog_name="mrirecon")

@@ -34,6 +34,23 @@ def resume_config(run_dir: Path, overrides: Mapping[str, Any], quiet: bool = Fal
     return config, state
 
 
+def completion(config: TrainConfig, state: Mapping[str, Any]) -> str | None:
+    """Why the checkpointed run ``state`` has nothing left to do under ``config``, or ``None``."""
+    step, epoch, epoch_step = int(state["step"]), int(state["epoch"]), int(state["epoch_step"])
+    if config.max_steps is not None and step >= config.max_steps:
+        return f"{step} of --max-steps {config.max_steps} steps; pass a larger --max-steps to continue"
+    if epoch >= config.epochs and epoch_step == 0:
+        return f"{epoch} of {config.epochs} epochs; pass --epochs with more than {epoch} to continue"
+    return None
+
+
+def finished_result(run_dir: Path, state: Mapping[str, Any]) -> TrainResult:
+    """The ``TrainResult`` of a complete run, read from its checkpoint (no model is built)."""
+    history = list(state.get("history", []))
+    return TrainResult(run_dir, int(state["step"]), int(state["epoch"]), history, state.get("best_ssim"),
+                       None, False, None)
+
+
 def run_training(
     config_file: str | Path | None,
     overrides: Mapping[str, Any],
@@ -44,10 +61,16 @@ def run_training(
     """Train as the preset and options say; with ``resume`` continue ``run_dir/last.pt``.
 
     A fresh run refuses a ``run_dir`` that already holds a checkpoint (it would be overwritten).
+    Resuming a run that is already complete says so and writes nothing.
     """
     run_dir = Path(overrides["run_dir"])
     if resume:
         config, state = resume_config(run_dir, overrides, quiet)
+        done = completion(config, state)
+        if done is not None:
+            if not quiet:
+                stderr_console.print(f"{run_dir} is complete ({done}); nothing to do", highlight=False)
+            return finished_result(run_dir, state)
         return train(config, resume_state=state, quiet=quiet)
     if (run_dir / "last.pt").exists():
         raise InputError(run_dir, "already holds a training run; pass --resume to continue it or choose another folder")
