@@ -93,16 +93,23 @@ def twix_variants(tmp_path_factory) -> dict[str, Path]:
             m["mdb"] = [x.convert_to_local() for x in m["mdb"]]
         return meas
 
-    scaled, plain, averaged = load()[0], load()[0], load()[0]
+    scaled, plain = load()[0], load()[0]
     for mdb in scaled["mdb"]:
         if mdb.is_image_scan():
             mdb.data = mdb.data * 2
-    for mdb in averaged["mdb"]:
-        if mdb.is_image_scan() and mdb.cLin % 2:
-            mdb.mdh.Counter.Ave = 1
-    paths = {"two": folder / "two.dat", "averages": folder / "averages.dat"}
+    paths = {"two": folder / "two.dat"}
     twixtools.write_twix([scaled, plain], str(paths["two"]))
-    twixtools.write_twix([averaged], str(paths["averages"]))
+    for name, counter in (("averages", "Ave"), ("partitions", "Par"), ("echoes", "Eco")):
+        meas = load()[0]
+        for mdb in meas["mdb"]:
+            if mdb.is_image_scan() and mdb.cLin % 2:
+                setattr(mdb.mdh.Counter, counter, 1)
+        paths[name] = folder / f"{name}.dat"
+        twixtools.write_twix([meas], str(paths[name]))
+    partial = load()[0]  # 6/8 partial Fourier: the first quarter of the lines never measured
+    partial["mdb"] = [m for m in partial["mdb"] if not (m.is_image_scan() and m.cLin < 40)]
+    paths["partial"] = folder / "partial.dat"
+    twixtools.write_twix([partial], str(paths["partial"]))
     data = (TWIX / "twixtools_gre_2coil.dat").read_bytes()
     paths["truncated"] = folder / "truncated.dat"
     paths["truncated"].write_bytes(data[: len(data) * 2 // 3])
@@ -122,7 +129,16 @@ def test_twix_last_measurement_by_default_and_measurement_option(tmp_path: Path,
     assert_refused(run_cli("convert", twix_variants["two"], "-o", out, "--measurement", "2"), "out of range", out)
 
 
-@pytest.mark.parametrize("variant,words", [("averages", "multiple averages"), ("truncated", "truncated")])
+@pytest.mark.parametrize(
+    "variant,words",
+    [
+        ("averages", "multiple averages"),
+        ("partitions", "3D partitions"),
+        ("echoes", "multiple echoes"),
+        ("partial", "partial Fourier"),
+        ("truncated", "truncated"),
+    ],
+)
 def test_twix_unsupported_or_truncated_is_one_sentence(tmp_path: Path, twix_variants, variant: str, words: str) -> None:
     out = tmp_path / "out" / "x.h5"
     result = run_cli("convert", twix_variants[variant], "-o", out)
