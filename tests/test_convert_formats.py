@@ -207,11 +207,12 @@ def write_cfl(base: Path, array: np.ndarray) -> None:
 def test_cfl_to_fastmri_to_cfl_is_exact(tmp_path: Path) -> None:
     kspace = np.load(REAL_DATA / "phantom_gre_8coil_7slices.npy")[:3]
     write_cfl(tmp_path / "ks", fastmri_to_bart(kspace))
-    out = tmp_path / "ks.h5"
+    out = tmp_path / "fastmri" / "ks.h5"
     result = run_cli("convert", tmp_path / "ks.cfl", "-o", out)
     assert result.exit_code == 0, result.stderr
     with open_volume(out) as volume:
         np.testing.assert_array_equal(volume.read_kspace(), kspace)
+    assert len(SliceDataset(out.parent, "multicoil")) == 3
     back = run_cli("export", out, "--format", "cfl", "--kspace", "-o", tmp_path / "back")
     assert back.exit_code == 0, back.stderr
     np.testing.assert_array_equal(read_cfl(tmp_path / "back" / "ks.cfl"), fastmri_to_bart(kspace))

@@ -201,3 +201,10 @@ def test_geometry_attribute_carried_into_a_recon_file_is_used(tmp_path: Path, sc
     result = run_cli("export", recon, "--format", "nifti", "-o", tmp_path / "out")
     assert result.exit_code == 0 and "warning" not in result.stderr
     np.testing.assert_allclose(nib.load(tmp_path / "out" / "carried.nii.gz").header.get_zooms(), (1.25, 1.25, 4.0))
+
+
+def test_recon_images_as_cfl(tmp_path: Path, multislice_recon) -> None:
+    assert run_cli("export", multislice_recon["recon"], "--format", "cfl", "-o", tmp_path).exit_code == 0
+    images = read_cfl(tmp_path / "gre7.cfl")
+    assert images.shape[0:2] == (128, 128) and images.shape[13] == 7  # READ, PHS1, ..., SLICE
+    np.testing.assert_array_equal(np.moveaxis(images.reshape(128, 128, 7), 2, 0).real, multislice_recon["image"])
