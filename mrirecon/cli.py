@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
-from mrirecon.io.errors import InputError
+from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
+from mrirecon.io.atomic import write_text_atomic
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
 app = typer.Typer(
@@ -18,10 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=GuardedGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-T = TypeVar("T")
 
 
 class Challenge(str, Enum):
@@ -39,47 +40,37 @@ class MaskType(str, Enum):
 
 
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar or table.")
-JsonOption = typer.Option(None, "--json", help="Write the summary as JSON to this file ('-' for stdout).")
+JsonOption = typer.Option(
+    None, "--json", help="Write the summary as JSON to this file ('-' for stdout).", callback=output_file
+)
 DebugOption = typer.Option(False, "--debug", help="Show tracebacks.")
 OverwriteOption = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print one line to stderr and exit non-zero."""
-    stderr_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def guarded(debug: bool, call: Callable[[], T]) -> T:
-    """Run ``call``; bad input becomes one line and exit code 2 (a traceback only with --debug)."""
-    try:
-        return call()
-    except (InputError, ValueError, FileNotFoundError) as exc:
-        if debug:
-            raise
-        fail(str(exc))
-    raise AssertionError("unreachable")
-
-
 def write_json(text: str, target: Optional[Path]) -> None:
+    """The JSON summary to stdout (``-``) or, through the atomic writer, to a file."""
     if target is None:
         return
     if str(target) == "-":
         sys.stdout.write(text + "\n")
     else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text + "\n")
+        write_text_atomic(target, text + "\n", overwrite=True)
 
 
 def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> None:
-    """Print the batch summary; exit 1 if any file failed."""
-    write_json(summary.to_json(), json_path)
-    if not quiet:
+    """Print the batch summary, then write the JSON (a failed write still leaves the summary
+    printed); exit 1 if any file failed. With ``quiet`` only the failed files' errors are printed
+    (without it the progress display has printed them already)."""
+    if quiet:
+        for result in summary.failed:
+            stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
+    else:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
         stderr_console.print(
             f"[{colour}]{summary.command}: {n_ok} file(s) done, {n_bad} failed[/{colour}]", highlight=False
         )
+    write_json(summary.to_json(), json_path)
     if summary.failed:
         raise typer.Exit(1)
 
