@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mrirecon.cs import admm as admm_module
 from mrirecon.cs.admm import ADMM, coil_iteration
 from mrirecon.cs.problem import TVProblem
 
@@ -60,11 +61,23 @@ def test_in_place_iteration_equals_functional_bit_for_bit():
         solver.x, solver.gx, solver.u1.clone(), solver.u2, problem.maps, solver.maps_h, solver.y_over,
         solver.rho_over, problem.lam / solver.rho, solver.inv_spectrum, problem.kind, False,
     )
-    functional = coil_iteration(*args, buffers=None)
+    functional = coil_iteration(*args, buffers=None, data_dim=solver.data_dim)
     buffers = tuple(torch.empty_like(solver.u1) for _ in range(3))
-    in_place = coil_iteration(*args[:2], solver.u1.clone(), *args[3:], buffers=buffers)
+    in_place = coil_iteration(*args[:2], solver.u1.clone(), *args[3:], buffers=buffers, data_dim=solver.data_dim)
     for a, b in zip(functional, in_place):
         assert torch.equal(a, b)
+
+
+def test_column_mask_solves_in_hybrid_space_with_the_same_result(monkeypatch):
+    problem = _problem()
+    hybrid = ADMM(problem, max_iter=15, tol=0)
+    assert hybrid.data_dim == (-1,)
+    hybrid_x = hybrid.run()
+    monkeypatch.setattr(admm_module, "is_column_mask", lambda mask: False)
+    full = ADMM(problem, max_iter=15, tol=0)
+    assert full.data_dim == (-2, -1)
+    full_x = full.run()
+    assert float(torch.linalg.vector_norm(hybrid_x - full_x) / torch.linalg.vector_norm(full_x)) < 1e-5
 
 
 def test_iteration_is_capturable_by_torch_compile():

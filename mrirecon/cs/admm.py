@@ -13,6 +13,8 @@ The penalty ``rho`` is per slice and balanced adaptively (Boyd et al. 2011, sect
 
 The multi-coil iteration is written for memory traffic (it is memory-bound on every device):
 
+- with a column mask (the readout fully sampled) the v-update runs in hybrid space: 1D FFTs
+  along the columns only, on the data inverse-transformed along the rows once;
 - unnormalised FFTs, their ``1/sqrt(N)`` factors folded into the cached per-rho constants
   ``y / (sqrt(N) (M + rho))`` and ``rho / (N (M + rho))`` and the x-update's spectrum;
 - ``conj(maps)`` computed once; the x-update's right-hand side needs ``u1 - v`` only, which
@@ -47,18 +49,23 @@ def _per_slice(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.reshape(-1, *([1] * (ndim - 1)))
 
 
-def _fft(t: torch.Tensor, centred: bool, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Unnormalised 2D FFT (into ``out`` when given and the data is stored uncentred)."""
+def _fft(t: torch.Tensor, centred: bool, out: torch.Tensor | None = None, dim: tuple[int, ...] = (-2, -1)) -> torch.Tensor:
+    """Unnormalised FFT over ``dim`` (into ``out`` when given and the data is stored uncentred)."""
     if centred:
-        return torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(t, dim=(-2, -1))), dim=(-2, -1))
-    return torch.fft.fft2(t, out=out)
+        return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(t, dim=dim), dim=dim), dim=dim)
+    return torch.fft.fftn(t, dim=dim, out=out)
 
 
-def _ifft(t: torch.Tensor, centred: bool, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Unnormalised 2D inverse FFT (no ``1/N``): the adjoint of ``_fft``."""
+def _ifft(t: torch.Tensor, centred: bool, out: torch.Tensor | None = None, dim: tuple[int, ...] = (-2, -1)) -> torch.Tensor:
+    """Unnormalised inverse FFT over ``dim`` (no ``1/N``): the adjoint of ``_fft``."""
     if centred:
-        return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(t, dim=(-2, -1)), norm="forward"), dim=(-2, -1))
-    return torch.fft.ifft2(t, norm="forward", out=out)
+        return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(t, dim=dim), dim=dim, norm="forward"), dim=dim)
+    return torch.fft.ifftn(t, dim=dim, norm="forward", out=out)
+
+
+def is_column_mask(mask: torch.Tensor) -> bool:
+    """True when a ``(..., H, W)`` mask is the same in every row (a Cartesian column mask)."""
+    return bool(torch.equal(mask, mask[..., :1, :].expand_as(mask)))
 
 
 def coil_iteration(
@@ -76,8 +83,12 @@ def coil_iteration(
     centred: bool,
     buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     x_solve: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    data_dim: tuple[int, ...] = (-2, -1),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One multi-coil ADMM iteration; returns ``(x, gx, z, u1, u2, v)``.
+
+    ``data_dim``: the axes the v-update transforms: both, or only the columns (``(-1,)``) for a
+    column mask, with ``y_over`` then holding the hybrid (row-inverse-transformed) data.
 
     ``buffers`` ``(t, f, nd)``: coil-sized scratch tensors the iteration writes into (``u1``
     itself is then updated in place, and ``v`` is ``t``); ``None`` allocates (functional form).
@@ -86,9 +97,9 @@ def coil_iteration(
     t, f, nd = buffers if buffers is not None else (None, None, None)
     # v-hat = (y + rho F(u1 + S x)) / (M + rho), with the FFT scaling folded into the constants
     t = torch.addcmul(u1, maps, x.unsqueeze(1), out=t)
-    f = _fft(t, centred, out=f)
+    f = _fft(t, centred, out=f, dim=data_dim)
     f = torch.addcmul(y_over, f, rho_over, out=f)
-    v = _ifft(f, centred, out=t)
+    v = _ifft(f, centred, out=t, dim=data_dim)
     z = prox_l1(gx + u2, lam_over_rho, kind)
     nd = torch.sub(u1, v, out=nd)  # u1 - v
     combined = torch.mul(maps_h, nd, out=f).sum(dim=1)  # S^H (u1 - v)
@@ -143,9 +154,16 @@ class ADMM(Algorithm):
             self.mask2d = problem.mask[:, 0]  # (1|S, H, W)
             return
         self.unit = problem.unit_norm_maps
-        self.numel = h * w
         lap = torch.fft.fftshift(self.lap, dim=(-2, -1)) if problem.centred else self.lap
-        self.inv_spectrum = 1.0 / (self.numel * (1.0 + lap))  # (I + grad^H grad)^-1 with the 1/N of the FFT pair
+        self.inv_spectrum = 1.0 / (h * w * (1.0 + lap))  # (I + grad^H grad)^-1 with the 1/N of the FFT pair
+        # A column mask is constant along the readout, so the v-update's row FFTs cancel: it runs in
+        # hybrid space (rows in image space) with 1D FFTs along the columns, on data F_rows^H y.
+        self.data_dim: tuple[int, ...] = (-1,) if is_column_mask(problem.mask) else (-2, -1)
+        self.numel = w if self.data_dim == (-1,) else h * w
+        self.data_mask = problem.mask[..., :1, :] if self.data_dim == (-1,) else problem.mask
+        self.data = problem.kspace
+        if self.data_dim == (-1,):
+            self.data = _ifft(problem.kspace, problem.centred, dim=(-2,)) / math.sqrt(h)
         self.maps_h = problem.maps.conj().resolve_conj()
         self.v = problem.op.coil_images(self.x)
         self.u1 = torch.zeros_like(self.v)
@@ -216,7 +234,7 @@ class ADMM(Algorithm):
         x, gx, z, u1, u2, v = self._iteration(
             self.x, self.gx, self.u1, self.u2, problem.maps, self.maps_h, self.y_over, self.rho_over,
             lam_over_rho, self.inv_spectrum, problem.kind, problem.centred, self.buffers,
-            None if self.unit else self._x_cg,
+            None if self.unit else self._x_cg, self.data_dim,
         )
         self.x, self.gx, self.z, self.u1, self.u2, self.v = x, gx, z, u1, u2, v
         if balance:
@@ -233,9 +251,9 @@ class ADMM(Algorithm):
         """The v-update's per-rho factors ``y / (sqrt(N) (M + rho))`` and ``rho / (N (M + rho))``
         (``y_over`` rewritten in place once it exists: a fixed address for CUDA graphs)."""
         rho4 = _per_slice(self.rho, 4)
-        inv = 1.0 / (self.problem.mask + rho4)
-        self.y_over = torch.mul(self.problem.kspace, inv / math.sqrt(self.numel), out=getattr(self, "y_over", None))
-        self.rho_over = (rho4 * inv / self.numel).to(self.problem.kspace.dtype)
+        inv = 1.0 / (self.data_mask + rho4)
+        self.y_over = torch.mul(self.data, inv / math.sqrt(self.numel), out=getattr(self, "y_over", None))
+        self.rho_over = (rho4 * inv / self.numel).to(self.data.dtype)
 
     def _balance(self, primal: torch.Tensor, dual: torch.Tensor) -> None:
         """Residual balancing on the device: raise rho where the primal residual dominates, lower it
