@@ -64,9 +64,15 @@ class BatchSummary:
 
 
 def expand_inputs(paths: Iterable[str | Path], pattern: str = "*.h5") -> list[Path]:
-    """Files named directly, plus the ``pattern`` files of named folders (sorted). Missing paths
-    are kept so the pipeline reports them as failures."""
+    """Files named directly, plus the ``pattern`` files of named folders (sorted).
+
+    A named path that does not exist is bad input for the whole command (``InputError``, exit 2):
+    nothing is processed."""
     found: list[Path] = []
+    missing = [Path(raw) for raw in paths if not Path(raw).exists()]
+    if missing:
+        raise InputError(missing[0], "input file or folder does not exist"
+                         + (f" (nor do {len(missing) - 1} more)" if len(missing) > 1 else ""))
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -93,7 +99,7 @@ def run_batch(
     """Run ``process`` on each input under a progress bar; a failing file is recorded, not fatal.
 
     ``InputError`` and ``ValueError`` become a one-line error for that file; other exceptions
-    too, prefixed "unexpected error", with the traceback shown only when ``debug``.
+    too, prefixed "unexpected error". With ``debug`` every such error shows its traceback too.
     """
     summary = BatchSummary(command)
     columns = (
@@ -112,14 +118,15 @@ def run_batch(
                 result = process(path)
             except KeyboardInterrupt:
                 raise
-            except InputError as exc:
-                result = FileResult(str(path), ok=False, error=str(exc))
-            except (ValueError, OSError) as exc:
-                result = FileResult(str(path), ok=False, error=f"{path}: {exc}")
             except Exception as exc:  # isolate the file; the batch goes on
                 if debug:
-                    traceback.print_exc()
-                result = FileResult(str(path), ok=False, error=f"{path}: unexpected error: {type(exc).__name__}: {exc}")
+                    progress.console.print(traceback.format_exc(), highlight=False, markup=False, end="")
+                if isinstance(exc, InputError):
+                    result = FileResult(str(path), ok=False, error=str(exc))
+                elif isinstance(exc, (ValueError, OSError)):
+                    result = FileResult(str(path), ok=False, error=f"{path}: {exc}")
+                else:
+                    result = FileResult(str(path), ok=False, error=f"{path}: unexpected error: {type(exc).__name__}: {exc}")
             result.seconds = time.perf_counter() - start
             summary.results.append(result)
             if not result.ok and not quiet:
