@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import List, Optional
 
 import typer
-from typer.core import TyperGroup
+from rich.markup import escape
 
 from mrirecon import __version__
-from mrirecon.io.errors import InputError, OutputExistsError
+from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
+from mrirecon.io.atomic import write_text_atomic
+from mrirecon.io.errors import OutputExistsError
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
 #: ``--help`` groups the commands by pipeline stage, in this order.
@@ -21,8 +23,9 @@ PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
 COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
 
 
-class PipelineOrder(TyperGroup):
-    """Lists commands in pipeline order (stage, then ``COMMAND_ORDER``), not definition order."""
+class PipelineOrder(GuardedGroup):
+    """Lists commands in pipeline order (stage, then ``COMMAND_ORDER``), not definition order;
+    runs each under the one error path (``GuardedGroup``)."""
 
     def list_commands(self, ctx: typer.Context) -> List[str]:
         names = super().list_commands(ctx)
@@ -45,8 +48,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-T = TypeVar("T")
 
 
 def _print_version(value: bool) -> None:
@@ -79,36 +80,21 @@ class MaskType(str, Enum):
 
 
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar or table.")
-JsonOption = typer.Option(None, "--json", help="Write the summary as JSON to this file ('-' for stdout).")
+JsonOption = typer.Option(
+    None, "--json", help="Write the summary as JSON to this file ('-' for stdout).", callback=output_file
+)
 DebugOption = typer.Option(False, "--debug", help="Show tracebacks.")
 OverwriteOption = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print one line to stderr and exit non-zero."""
-    stderr_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def guarded(debug: bool, call: Callable[[], T]) -> T:
-    """Run ``call``; bad input becomes one line and exit code 2 (a traceback only with --debug)."""
-    try:
-        return call()
-    except (InputError, ValueError, FileNotFoundError) as exc:
-        if debug:
-            raise
-        fail(str(exc))
-    raise AssertionError("unreachable")
-
-
 def write_json(text: str, target: Optional[Path]) -> None:
+    """The JSON summary to stdout (``-``) or, through the atomic writer, to a file."""
     if target is None:
         return
     if str(target) == "-":
         sys.stdout.write(text + "\n")
     else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text + "\n")
+        write_text_atomic(target, text + "\n", overwrite=True)
 
 
 def refuse_existing(overwrite: bool, *outputs: Optional[Path]) -> None:
@@ -119,17 +105,19 @@ def refuse_existing(overwrite: bool, *outputs: Optional[Path]) -> None:
 
 
 def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> None:
-    """Print the batch summary; exit 1 if any file failed."""
-    write_json(summary.to_json(), json_path)
-    if quiet:  # (otherwise the progress display has printed each failure as it happened)
-        for failure in summary.failed:
-            stderr_console.print(f"[red]error:[/red] {failure.error}", highlight=False, soft_wrap=True)
+    """Print the batch summary, then write the JSON (a failed write still leaves the summary
+    printed); exit 1 if any file failed. With ``quiet`` only the failed files' errors are printed
+    (without it the progress display has printed them already)."""
+    if quiet:
+        for result in summary.failed:
+            stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
     else:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
         stderr_console.print(
             f"[{colour}]{summary.command}: {n_ok} file(s) done, {n_bad} failed[/{colour}]", highlight=False
         )
+    write_json(summary.to_json(), json_path)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -189,6 +177,7 @@ def subsample_command(
 
     spec = mask_spec(mask, accel, center_fraction, seed)
     config = SubsampleConfig(mask=spec, overwrite=overwrite)
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -217,6 +206,7 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -256,6 +246,7 @@ def convert_command(
         except ValueError:
             fail(f"--recon-size must look like 320x320, got {recon_size!r}")
     config = ConvertConfig(axes, readout_oversampling, size, undersampled, acquisition, overwrite)
+    refuse_existing(overwrite, json_path)
     result = guarded(debug, lambda: convert_npy(input_path, out_path, config))
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
@@ -352,6 +343,7 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -463,6 +455,7 @@ def cs_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -504,6 +497,7 @@ def sample_data_command(
     from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
 
     config = SampleDataConfig(challenge.value, preset.value, volumes, slices, coils, seed, device)
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: generate_sample_data(out_dir, config, quiet=quiet, overwrite=overwrite))
     finish(summary, quiet, json_path)
 

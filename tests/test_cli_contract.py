@@ -219,3 +219,11 @@ def test_debug_shows_the_traceback_of_a_per_file_error(command: Command, world: 
     assert plain.exit_code == 1 and "b.h5" in plain.stderr and "Traceback" not in plain.stderr
     debug = invoke(*argv, "--quiet", "--overwrite", "--debug")
     assert debug.exit_code == 1 and "b.h5" in debug.stderr and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("command", WITH_INPUT, ids=lambda c: c.name)
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(command: Command, world: World, tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_folder"
+    result = invoke(*command.argv(world, missing, tmp_path / "out"), "--debug")
+    assert result.exit_code == 2 and "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("does not exist")

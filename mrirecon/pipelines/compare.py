@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from mrirecon.io.atomic import atomic_path
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import read_reconstruction
 from mrirecon.metrics import ssim
@@ -135,9 +136,9 @@ def draw_comparison(
             axes[row, col].axis("off")
     fig.suptitle(f"{volume}, slice {index}", fontsize=10)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(png)
+    try:
+        with atomic_path(png, overwrite=True) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return png

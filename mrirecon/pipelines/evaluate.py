@@ -31,6 +31,7 @@ from rich.table import Table
 
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import TARGET_KEYS, open_volume
+from mrirecon.io.h5_input import check_bounds, get_dataset, open_h5
 from mrirecon.metrics import volume_metrics
 from mrirecon.mri.zero_filled import zero_filled
 from mrirecon.pipelines.common import FileResult, expand_inputs, run_batch
@@ -197,7 +198,7 @@ def threshold_failures(summary: EvalSummary, config: EvalConfig) -> list[str]:
 
 
 def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: torch.device) -> FileResult:
-    with _open_h5(target_path) as target:
+    with open_h5(target_path) as target:
         attrs = target.attrs
         if config.acquisition is not None:
             acquisition = _text(attrs.get("acquisition"))
@@ -205,7 +206,7 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
                 return _skipped(target_path, f"acquisition is {acquisition}, not {config.acquisition}")
         if not pred_path.is_file():
             raise InputError(pred_path, "no prediction for this target (missing file)")
-        with _open_h5(pred_path) as pred:
+        with open_h5(pred_path) as pred:
             if config.acceleration is not None:
                 found = attrs.get("acceleration", pred.attrs.get("acceleration"))
                 if found is None:
@@ -234,13 +235,6 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
     return FileResult(str(target_path), output=str(pred_path), info={"score": score})
 
 
-def _open_h5(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
-
-
 def _skipped(path: Path, reason: str) -> FileResult:
     return FileResult(str(path), info={"skipped": reason})
 
@@ -267,10 +261,11 @@ def _target_key(target: h5py.File, path: Path, challenge: str | None) -> str:
 
 def _read_float_volume(handle: h5py.File, key: str, path: Path) -> np.ndarray:
     """A ``(slices, H, W)`` float dataset read whole, in its own dtype."""
-    dataset = handle[key]
-    if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 3 or dataset.dtype.kind != "f":
+    dataset = get_dataset(handle, key, path)
+    if dataset is None or dataset.ndim != 3 or dataset.dtype.kind != "f":
         shape = getattr(dataset, "shape", None)
         raise InputError(path, f"'{key}' is not a float (slices, H, W) dataset (shape {shape})")
+    check_bounds(tuple(dataset.shape), key, path, "SHW")
     return dataset[()]
 
 
@@ -323,7 +318,7 @@ def load_target_volume(path: str | Path, challenge: str | None = None, device: s
     """The target ``eval`` scores against for the file at ``path`` (its target dataset, or the
     zero-filled image of its fully sampled k-space), uncropped, on ``device``."""
     path = Path(path)
-    with h5py.File(path, "r") as target:
+    with open_h5(path) as target:
         key = _target_key(target, path, challenge)
         if key in target:
             return torch.from_numpy(_read_float_volume(target, key, path)).to(device)

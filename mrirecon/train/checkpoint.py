@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 import random
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ import numpy as np
 import torch
 
 from mrirecon.io import InputError
+from mrirecon.io.atomic import torch_save_atomic
 from mrirecon.models import Unet
 from mrirecon.train.config import TrainConfig, config_from_mapping
 
@@ -61,19 +59,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (plus the format tag) atomically: temporary file, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``payload`` (plus the format tag) through the atomic writer (replacing ``path``);
+    a full disk is ``OutputError``, one sentence naming the file."""
+    return torch_save_atomic({"format": FORMAT, "version": VERSION, **payload}, path, overwrite=True)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
