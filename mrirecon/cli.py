@@ -17,10 +17,11 @@ from mrirecon.io.errors import OutputExistsError
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
 #: ``--help`` groups the commands by pipeline stage, in this order.
-DATA, RECONSTRUCT, TRAIN, SCORE = "Data", "Reconstruct", "Train", "Score"
-PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
+DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT = "Data", "Reconstruct", "Train", "Score", "Export"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT)
 #: Within a stage, the order a user runs them in; commands not named here follow, as defined.
-COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare",
+                 "export")
 
 
 class PipelineOrder(GuardedGroup):
@@ -211,32 +212,54 @@ def zf_recon_command(
     finish(summary, quiet, json_path)
 
 
+class InputFormat(str, Enum):
+    auto = "auto"
+    npy = "npy"
+    twix = "twix"
+    ismrmrd = "ismrmrd"
+    cfl = "cfl"
+
+
 @app.command("convert", rich_help_panel=DATA)
 def convert_command(
-    input_path: Path = typer.Argument(..., help="A .npy complex k-space array."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
-    axes: Optional[str] = typer.Option(
-        None, "--axes", help="Axis order of the array: letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    input_path: Path = typer.Argument(
+        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or a BART .cfl/.hdr pair."
     ),
-    readout_oversampling: int = typer.Option(
-        1, "--readout-oversampling", help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2)."
+    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
+    input_format: InputFormat = typer.Option(
+        InputFormat.auto, "--format", help="Input format; auto detects it from the file's content."
+    ),
+    measurement: int = typer.Option(
+        -1, "--measurement", help="twix: which measurement of a multi-measurement file (default -1, the last)."
+    ),
+    axes: Optional[str] = typer.Option(
+        None, "--axes", help=".npy: axis order, letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    ),
+    readout_oversampling: Optional[int] = typer.Option(
+        None,
+        "--readout-oversampling",
+        help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2). Default: the file's, else 1.",
     ),
     recon_size: Optional[str] = typer.Option(None, "--recon-size", help="Recon crop as HxW, e.g. 320x320."),
     undersampled: bool = typer.Option(
         False, "--undersampled", help="The array is already undersampled: write a test-style file with its mask."
     ),
+    prewhiten: bool = typer.Option(
+        False, "--prewhiten", help="Whiten the coils with the noise scan (--noise, or the file's noise acquisitions)."
+    ),
+    noise: Optional[Path] = typer.Option(None, "--noise", help="A .npy noise-only scan (coils, samples) for --prewhiten."),
     acquisition: str = typer.Option("UNKNOWN", "--acquisition", help="The 'acquisition' attribute to record."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Convert a .npy k-space array into a fastMRI file (with header and target).
+    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl) into a fastMRI file (with header and target).
 
-    Example: mrirecon convert brain.npy -o data/brain.h5
+    Example: mrirecon convert meas_MID42_gre.dat -o data/gre.h5 --prewhiten
     """
     from mrirecon.pipelines.common import BatchSummary
-    from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+    from mrirecon.pipelines.convert import ConvertConfig, convert_file
 
     size = None
     if recon_size is not None:
@@ -245,11 +268,66 @@ def convert_command(
             size = (h, w)
         except ValueError:
             fail(f"--recon-size must look like 320x320, got {recon_size!r}")
-    config = ConvertConfig(axes, readout_oversampling, size, undersampled, acquisition, overwrite)
+    config = ConvertConfig(
+        axes=axes,
+        readout_oversampling=readout_oversampling,
+        recon_size=size,
+        undersampled=undersampled,
+        acquisition=acquisition,
+        overwrite=overwrite,
+        input_format=input_format.value,
+        measurement=measurement,
+        noise=noise,
+        prewhiten=prewhiten,
+    )
     refuse_existing(overwrite, json_path)
-    result = guarded(debug, lambda: convert_npy(input_path, out_path, config))
+    result = guarded(debug, lambda: convert_file(input_path, out_path, config))
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
+
+
+class ExportFormat(str, Enum):
+    nifti = "nifti"
+    dicom = "dicom"
+    cfl = "cfl"
+    png = "png"
+
+
+@app.command("export", rich_help_panel=EXPORT)
+def export_command(
+    inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."),
+    geometry_from: Optional[Path] = typer.Option(
+        None,
+        "--geometry-from",
+        help="The converted fastMRI file (or folder) a recon came from: FOV, spacing and slice positions.",
+    ),
+    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl only)."),
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Export reconstructions to NIfTI, DICOM, BART .cfl or a PNG montage.
+
+    Example: mrirecon export recon/gre.h5 --format dicom -o dicom/ --geometry-from data/gre.h5
+    """
+    from mrirecon.pipelines.common import expand_inputs, run_batch
+    from mrirecon.pipelines.export import ExportConfig, export_file
+
+    if kspace and fmt is not ExportFormat.cfl:
+        fail("--kspace exports k-space, which only --format cfl holds")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"{out_dir}: -o must be a folder, and this is a file")
+    config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)
+    files = expand_inputs(inputs)
+    if not files:
+        fail(f"no .h5 files found in {', '.join(str(p) for p in inputs)}")
+    refuse_existing(overwrite, json_path)
+    summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
+    finish(summary, quiet, json_path)
+
 
 @app.command("train", rich_help_panel=TRAIN)
 def train_command(
