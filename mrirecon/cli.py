@@ -13,13 +13,14 @@ from rich.markup import escape
 from mrirecon import __version__
 from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
+from mrirecon.io.errors import OutputExistsError
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
 #: ``--help`` groups the commands by pipeline stage, in this order.
-DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT = "Data", "Reconstruct", "Train", "Score", "Export"
-PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT)
+DATA, RECONSTRUCT, TRAIN, SCORE = "Data", "Reconstruct", "Train", "Score"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
 #: Within a stage, the order a user runs them in; commands not named here follow, as defined.
-COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare")
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "export", "zf-recon", "cs-recon", "unet-recon", "status", "train", "eval", "compare")
 
 
 class PipelineOrder(GuardedGroup):
@@ -96,6 +97,13 @@ def write_json(text: str, target: Optional[Path]) -> None:
         write_text_atomic(target, text + "\n", overwrite=True)
 
 
+def refuse_existing(overwrite: bool, *outputs: Optional[Path]) -> None:
+    """Exit 2 before any work if an output file exists and ``--overwrite`` was not given."""
+    for path in outputs:
+        if path is not None and str(path) != "-" and path.exists() and not overwrite:
+            fail(str(OutputExistsError(path)))
+
+
 def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> None:
     """Print the batch summary, then write the JSON (a failed write still leaves the summary
     printed); exit 1 if any file failed. With ``quiet`` only the failed files' errors are printed
@@ -103,11 +111,13 @@ def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> Non
     if quiet:
         for result in summary.failed:
             stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
-    else:
+    elif "dry_run" not in summary.extra:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
+        kept = [f"{len(summary.with_status(s))} {s}" for s in ("skipped", "redone") if summary.with_status(s)]
+        detail = f" ({', '.join(kept)})" if kept else ""
         stderr_console.print(
-            f"[{colour}]{summary.command}: {n_ok} file(s) done, {n_bad} failed[/{colour}]", highlight=False
+            f"[{colour}]{summary.command}: {n_ok} file(s) done{detail}, {n_bad} failed[/{colour}]", highlight=False
         )
     write_json(summary.to_json(), json_path)
     if summary.failed:
@@ -145,6 +155,38 @@ SeedOption = typer.Option(
     None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it.", callback=finite(0, 2**32 - 1))
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
+# Batch options of every command that writes one output per input (see "On a cluster" in the README).
+ShardOption = typer.Option(
+    None, "--shard", help="Process shard I of N (0-based, e.g. 0/4), files balanced by size. Default: from "
+    "SLURM_ARRAY_TASK_ID/_COUNT/_MIN, split again over torchrun's RANK/WORLD_SIZE.", rich_help_panel="Batch",
+)
+SkipExistingOption = typer.Option(
+    False, "--skip-existing", help="Keep outputs that are complete and written with the same options; redo "
+    "partial, invalid or other-option ones.", rich_help_panel="Batch",
+)
+DryRunOption = typer.Option(False, "--dry-run", help="Print this shard's files (input TAB output) and stop.",
+                            rich_help_panel="Batch")
+RequeueOption = typer.Option(
+    False, "--requeue", help="On SIGTERM/SIGUSR1, requeue this SLURM job (scontrol requeue $SLURM_JOB_ID) after "
+    "stopping.", rich_help_panel="Batch",
+)
+GraceOption = typer.Option(
+    30.0, "--grace", help="Seconds the file in progress may still take after SIGTERM/SIGINT/SIGUSR1; then it is "
+    "abandoned (nothing half-written). Exit status 128+signal.", rich_help_panel="Batch",
+)
+
+
+def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float):
+    """The ``BatchOptions`` of the batch flags (a bad ``--shard`` is exit 2)."""
+    from mrirecon.pipelines.batch import BatchOptions
+    from mrirecon.pipelines.shard import parse_shard
+
+    try:
+        parsed = None if shard is None else parse_shard(shard)
+    except ValueError as exc:
+        fail(str(exc))
+    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace)
+
 
 @app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
@@ -154,6 +196,11 @@ def subsample_command(
     accel: int = typer.Option(4, "--accel", help="Acceleration factor.", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -166,7 +213,10 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
-    config = SubsampleConfig(mask=spec, overwrite=overwrite)
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
+                             dry_run=dry_run, requeue=requeue, grace=grace)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -181,6 +231,11 @@ def zf_recon_command(
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
     batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -195,7 +250,9 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
-    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
@@ -267,6 +324,7 @@ def convert_command(
         noise=noise,
         prewhiten=prewhiten,
     )
+    refuse_existing(overwrite, json_path)
     result = guarded(debug, lambda: convert_file(input_path, out_path, config))
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
@@ -279,7 +337,7 @@ class ExportFormat(str, Enum):
     png = "png"
 
 
-@app.command("export", rich_help_panel=EXPORT)
+@app.command("export", rich_help_panel=DATA)
 def export_command(
     inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
     fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
@@ -310,6 +368,7 @@ def export_command(
     files = expand_inputs(inputs)
     if not files:
         fail(f"no .h5 files found in {', '.join(str(p) for p in inputs)}")
+    refuse_existing(overwrite, json_path)
     summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
     finish(summary, quiet, json_path)
 
@@ -342,6 +401,7 @@ def train_command(
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0).", callback=finite(0)),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks.", callback=finite(0, 2**32 - 1)),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start a new run in an --out folder that holds one (its files are replaced)."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -364,12 +424,18 @@ def train_command(
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
         "workers": workers, "seed": seed,
     }
-    result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, quiet=quiet))
+    refuse_existing(overwrite, json_path)
+    result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, overwrite=overwrite, quiet=quiet))
     summary = {"run_dir": str(result.run_dir), "steps": result.steps, "epochs": result.epochs_done,
                "best_val_ssim": result.best_ssim, "interrupted": result.interrupted,
                "zero_filled_val_ssim": None if result.zero_filled is None else result.zero_filled.ssim,
                "history": result.history}
     write_json(json.dumps(summary, indent=2), json_path)
+    if not quiet:
+        best = "-" if result.best_ssim is None else f"{result.best_ssim:.4f}"
+        state = "stopped (resume with --resume)" if result.interrupted else "done"
+        stderr_console.print(f"train: {state} after {result.epochs_done} epoch(s), {result.steps} step(s), "
+                             f"best validation SSIM {best}; {result.run_dir}", highlight=False)
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -386,6 +452,11 @@ def unet_recon_command(
     device: str = DeviceOption,
     batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -399,14 +470,18 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
-    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
 @app.command("eval", rich_help_panel=SCORE)
 def eval_command(
-    target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
-    pred_dir: Path = typer.Option(..., "--pred", help="Folder of reconstruction files of the same names."),
+    target_dir: Path = typer.Option(..., "--target", help="Fully sampled target file, or a folder of them (*.h5)."),
+    pred_dir: Path = typer.Option(
+        ..., "--pred", help="Reconstruction file, or a folder of reconstructions with the targets' names."
+    ),
     challenge: Optional[Challenge] = typer.Option(
         None, "--challenge", help="Target dataset: reconstruction_esc (singlecoil) or _rss (multicoil); default from the k-space rank."
     ),
@@ -417,6 +492,7 @@ def eval_command(
     min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this.", callback=finite()),
     max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this.", callback=finite(0)),
     device: str = DeviceOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -435,6 +511,7 @@ def eval_command(
         challenge=None if challenge is None else challenge.value, acquisition=acquisition, acceleration=acceleration,
         device=device, min_ssim=min_ssim, min_psnr=min_psnr, max_nmse=max_nmse,
     )
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: evaluate(target_dir, pred_dir, config, quiet=quiet, debug=debug))
     write_json(json.dumps(summary.to_dict(), indent=2), json_path)
     if not quiet:
@@ -442,11 +519,14 @@ def eval_command(
         if not out.is_terminal:  # a file or a pipe: the whole table, whatever the width
             out = Console(file=out.file, width=max(out.width, 160))
         out.print(summary_table(summary))
-        if summary.skipped:
-            stderr_console.print(f"{len(summary.skipped)} volume(s) left out by the filters", highlight=False)
     # (without --quiet the progress display has already printed each failed volume)
     for line in ([f["error"] for f in summary.failed] if quiet else []) + summary.regressions:
         stderr_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    if not quiet:
+        left_out = f", {len(summary.skipped)} left out by the filters" if summary.skipped else ""
+        colour = "green" if summary.ok else "red"
+        stderr_console.print(f"[{colour}]eval: {len(summary.volumes)} volume(s) scored, {len(summary.failed)} failed"
+                             f"{left_out}[/{colour}]", highlight=False)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -483,6 +563,11 @@ def cs_recon_command(
         "oversampled readout). 2D masks always use the whole grid."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the objective per iteration."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -499,7 +584,9 @@ def cs_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
-    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 class SamplePreset(str, Enum):
@@ -541,19 +628,23 @@ def sample_data_command(
     from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
 
     config = SampleDataConfig(challenge.value, preset.value, volumes, slices, coils, seed, device)
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: generate_sample_data(out_dir, config, quiet=quiet, overwrite=overwrite))
     finish(summary, quiet, json_path)
 
 
 @app.command("compare", rich_help_panel=SCORE)
 def compare_command(
-    target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
-    preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
+    target_dir: Path = typer.Option(..., "--target", help="Fully sampled target file, or a folder of them (*.h5)."),
+    preds: List[str] = typer.Option(
+        ..., "--pred", help="NAME=PATH: one method's reconstruction file or folder; repeat per method."
+    ),
     png: Optional[Path] = typer.Option(
         None, "--png", help="Write a figure: target, reconstructions, error maps.", callback=output_file
     ),
     challenge: Optional[Challenge] = typer.Option(None, "--challenge", help="Target dataset, as in eval."),
     device: str = DeviceOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --png and --json files."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -570,8 +661,9 @@ def compare_command(
     from mrirecon.pipelines.evaluate import EvalConfig
 
     methods = guarded(debug, lambda: [parse_method(p) for p in preds])
+    refuse_existing(overwrite, png, json_path)
     config = EvalConfig(challenge=None if challenge is None else challenge.value, device=device)
-    summary = guarded(debug, lambda: compare(target_dir, methods, config, png=png, quiet=True))
+    summary = guarded(debug, lambda: compare(target_dir, methods, config, png=png, quiet=quiet, debug=debug))
     write_json(json.dumps(summary.to_dict(), indent=2), json_path)
     if not quiet:
         out = stderr_console if json_path is not None and str(json_path) == "-" else Console()
@@ -580,14 +672,39 @@ def compare_command(
             out.print(f"figure: {summary.figure}", highlight=False)
     if summary.warning():
         stderr_console.print(f"[yellow]warning[/yellow] {escape(summary.warning())}", highlight=False, soft_wrap=True)
-    for name, s in summary.methods.items():
+    # (without --quiet the progress display has already printed each failed volume)
+    for name, s in (summary.methods.items() if quiet else []):
         for failure in s.failed:
             stderr_console.print(f"[red]error:[/red] {name}: {failure['error']}", highlight=False, soft_wrap=True)
+    if not quiet:
+        colour = "green" if summary.ok else "red"
+        stderr_console.print(f"[{colour}]{summary.summary_line}[/{colour}]", highlight=False)
     if not summary.ok:
         raise typer.Exit(1)
 
 
 # @@ commands of later issues are added below this line @@
+
+
+@app.command("status", rich_help_panel=RECONSTRUCT)
+def status_command(
+    out_dir: Path = typer.Argument(..., help="The output folder of a batch (its .mrirecon/manifest-*.jsonl)."),
+    inputs: Optional[List[Path]] = typer.Option(
+        None, "--inputs", help="The batch's inputs (files or folders; repeat): adds the pending count."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the merged status as JSON on stdout."),
+    debug: bool = DebugOption,
+) -> None:
+    """Merge the manifests of all shards: done, failed, pending, throughput, slowest files.
+
+    Example: mrirecon status recon/cs --inputs data/val
+    """
+    import json
+
+    from mrirecon.pipelines.status import batch_report, status_text
+
+    report = guarded(debug, lambda: batch_report(out_dir, inputs))
+    sys.stdout.write((json.dumps(report.to_dict(), indent=2) if json_out else status_text(report)) + "\n")
 
 
 def main() -> None:

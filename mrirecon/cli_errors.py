@@ -5,7 +5,7 @@
   be written) exits 1, like a failed file;
 - anything else prints ``error: unexpected error: <type>: <message> (run with --debug for the
   traceback)`` and exits 1;
-- ``--debug`` lets the exception (and its traceback) through;
+- ``--debug`` prints the traceback first; the sentence and the exit code stay the same;
 - SIGINT (Ctrl-C) and SIGTERM print "interrupted" and exit 128 + signal (130, 143), never 0,
   even when Python swallowed the exception the signal raised.
 
@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, TypeVar
 
@@ -68,6 +69,14 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     )
 
 
+def fail_with(exc: BaseException, debug: bool) -> NoReturn:
+    """Exit for ``exc`` with its one sentence and code, after its traceback when ``debug``."""
+    if debug:
+        stderr_console.print("".join(traceback.format_exception(exc)), highlight=False, markup=False, end="")
+    message, code = describe_failure(exc)
+    fail(message, code)
+
+
 def guarded(debug: bool, call: Callable[[], T]) -> T:
     """Run ``call``; a failure becomes one sentence and its exit code (the traceback with ``debug``)."""
     try:
@@ -75,10 +84,7 @@ def guarded(debug: bool, call: Callable[[], T]) -> T:
     except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
         raise
     except Exception as exc:
-        if debug:
-            raise
-        message, code = describe_failure(exc)
-        fail(message, code)
+        fail_with(exc, debug)
 
 
 class Terminated(SystemExit):
@@ -150,12 +156,9 @@ class GuardedGroup(TyperGroup):
                 raise
             _interrupted(stops.received or signal.SIGINT)
         except Exception as exc:
-            if debug:
-                raise
             if stops.received:  # e.g. a write failed because the signal cut it short
                 _interrupted(stops.received)
-            message, code = describe_failure(exc)
-            fail(message, code)
+            fail_with(exc, debug)
         if stops.received:  # the signal's exception was swallowed somewhere: never exit 0
             _interrupted(stops.received)
         return result

@@ -124,6 +124,13 @@ def _scan_from_table(path: Path, header, table: np.ndarray) -> RawScan:
         )
     slices = img["idx"]["slice"].astype(np.int64)
     num_slices = int(slices.max()) + 1
+    acquired = int(image_rows.sum())
+    if num_slices * ey > 4 * acquired:  # checked before allocating what the header declares
+        raise InputError(
+            path,
+            f"declares {num_slices} slice(s) x {ey} columns but holds {acquired} image lines; "
+            "more than 3/4 would be zero padding, which is implausible",
+        )
     data = _stack(path, table["data"][image_rows], num_coils * height)
     kspace = np.zeros((num_slices, num_coils, height, ey), dtype=np.complex64)
     kspace[slices, :, :, lines] = data.reshape(-1, num_coils, height)

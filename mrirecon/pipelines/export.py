@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrirecon.io.atomic import write_bytes_atomic
+from mrirecon.io.atomic import current_umask, write_bytes_atomic
 from mrirecon.io.h5_input import get_dataset, open_h5
 from mrirecon.io.cfl import cfl_bytes, fastmri_to_bart
 from mrirecon.io.dicom import SeriesInfo, dicom_series
@@ -111,9 +111,7 @@ def write_series(folder: Path, files: list[bytes], overwrite: bool) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the series from the group
         for index, data in enumerate(files):
             write_bytes_atomic(staging / f"IM{index + 1:04d}.dcm", data, overwrite=False)
         if folder.exists():

@@ -52,7 +52,7 @@ def outcomes(tmp_path_factory) -> tuple[Path, dict, dict]:
 EXPECTED = {
     "unreadable input file": ((1, 2), ("permission denied", "not readable"), "locked/v0.h5"),
     "unreadable input folder": ((1, 2), ("permission denied", "not readable"), "lockeddir"),
-    "output folder not writable": ((1,), ("permission denied",), "readonly/v0.h5"),
+    "output folder not writable": ((1, 2), ("permission denied",), "readonly"),
     "json folder not writable": ((2,), ("is not writable",), "readonly"),
     "unreadable checkpoint": ((2,), ("permission denied", "not readable"), "ckpt.pt"),
 }
