@@ -122,3 +122,18 @@ def test_folder_without_h5_files_is_named(tmp_path: Path) -> None:
     (tmp_path / "empty" / "notes.txt").write_text("no scans here")
     result = run_cli("zf-recon", tmp_path / "empty", "-o", tmp_path / "out", "--quiet")
     assert result.exit_code == 2 and str(tmp_path / "empty") in result.stderr
+
+
+@needs_batch_layer
+def test_folder_with_hdf5_and_a_dangling_symlink(tmp_path: Path) -> None:
+    """.hdf5 files are inputs too; a dangling symlink in the folder is reported, not skipped."""
+    write_small_volume(tmp_path / "in" / "a.hdf5")
+    write_small_volume(tmp_path / "in" / "b.h5", seed=1)
+    (tmp_path / "in" / "c.h5").symlink_to(tmp_path / "nowhere.h5")
+    out = tmp_path / "s.json"
+    result = run_cli("zf-recon", tmp_path / "in", "-o", tmp_path / "out", "--quiet", "--json", out)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert str(tmp_path / "in" / "c.h5") in result.stderr and "does not exist" in result.stderr
+    summary = json.loads(out.read_text())
+    assert summary["succeeded"] == 2 and summary["failed"] == 1
+    assert (tmp_path / "out" / "a.hdf5").is_file() and (tmp_path / "out" / "b.h5").is_file()
