@@ -106,6 +106,15 @@ def twix_variants(tmp_path_factory) -> dict[str, Path]:
                 setattr(mdb.mdh.Counter, counter, 1)
         paths[name] = folder / f"{name}.dat"
         twixtools.write_twix([meas], str(paths[name]))
+    noise_meas = load()[0]  # a noise adjust measurement before the image one, as VD/VE files have
+    real_noise = np.load(REAL_DATA / "noise_16coil_96.npy")[:2]
+    readouts = [m for m in noise_meas["mdb"] if m.is_image_scan()][: real_noise.shape[1] // 320]
+    for number, mdb in enumerate(readouts):
+        mdb.data = np.ascontiguousarray(real_noise[:, number * 320 : (number + 1) * 320])
+        mdb.set_flag("NOISEADJSCAN", True)
+    noise_meas["mdb"] = readouts + [noise_meas["mdb"][-1]]
+    paths["noise"] = folder / "noise.dat"
+    twixtools.write_twix([noise_meas, load()[0]], str(paths["noise"]))
     partial = load()[0]  # 6/8 partial Fourier: the first quarter of the lines never measured
     partial["mdb"] = [m for m in partial["mdb"] if not (m.is_image_scan() and m.cLin < 40)]
     paths["partial"] = folder / "partial.dat"
@@ -127,6 +136,22 @@ def test_twix_last_measurement_by_default_and_measurement_option(tmp_path: Path,
         assert (a.attrs["twix_measurement"], a.attrs["twix_measurements"]) == (1, 2)
     out = tmp_path / "none.h5"
     assert_refused(run_cli("convert", twix_variants["two"], "-o", out, "--measurement", "2"), "out of range", out)
+
+
+def test_twix_noise_measurement_prewhitens(tmp_path: Path, twix_variants) -> None:
+    import torch
+
+    from mrirecon.mri.prewhiten import whitening_matrix
+
+    out = tmp_path / "white.h5"
+    result = run_cli("convert", twix_variants["noise"], "-o", out, "--prewhiten")
+    assert result.exit_code == 0, result.stderr
+    noise = np.load(REAL_DATA / "noise_16coil_96.npy")[:2, : 57 * 320]
+    with h5py.File(out) as handle:
+        assert handle.attrs["twix_noise_measurement"] == 0 and handle.attrs["noise_samples"] == 57 * 320
+        assert handle.attrs["noise_dwell_ratio"] == 1.0  # both protocols state the same dwell time
+        expected = whitening_matrix(torch.from_numpy(noise)).numpy()
+        np.testing.assert_allclose(handle.attrs["whitening_matrix"], expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
