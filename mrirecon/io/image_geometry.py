@@ -13,9 +13,9 @@ import xml.etree.ElementTree as etree
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from mrirecon.io.h5_input import open_h5, read_dataset
 from mrirecon.io.header import ISMRMRD_NS
 from mrirecon.io.raw_scan import Geometry
 
@@ -122,8 +122,8 @@ def _fov_and_matrix(header_xml: bytes) -> tuple[tuple[float, float, float], tupl
 def geometry_from_file(path: Path) -> ImageGeometry:
     """The geometry a fastMRI or reconstruction file states: its ``geometry`` attribute (written by
     ``convert``, carried into recon files), else its header's recon FOV over the recon matrix."""
-    with h5py.File(path, "r") as handle:
-        header = handle["ismrmrd_header"][()] if "ismrmrd_header" in handle else None
+    with open_h5(path) as handle:
+        header = read_dataset(handle, "ismrmrd_header", path)
         stated = handle.attrs.get("geometry")
     if stated is not None:
         try:

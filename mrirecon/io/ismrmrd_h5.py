@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from mrirecon.io.errors import InputError
+from mrirecon.io.h5_input import read_dataset
 from mrirecon.io.raw_scan import Geometry, RawScan
 
 # ISMRMRD acquisition flags (bit = flag - 1), from ismrmrd.constants.
@@ -58,13 +59,8 @@ def read_ismrmrd(path: str | Path) -> RawScan:
                 raise InputError(path, "has no /dataset/xml header")
             if "data" not in group:
                 raise InputError(path, "has no /dataset/data acquisitions")
-            for name in ("xml", "data"):
-                link = group.get(name, getlink=True)
-                node = group[name] if isinstance(link, h5py.HardLink) else None
-                if node is None or not isinstance(node, h5py.Dataset) or node.external or node.is_virtual:
-                    raise InputError(path, f"/dataset/{name} is stored outside the file or is not a dataset; refusing to read it")
-            xml = group["xml"][0]
-            table = group["data"][()]
+            xml = read_dataset(handle, "dataset/xml", path)[0]
+            table = read_dataset(handle, "dataset/data", path)  # inside the file only, plausible size
     except OSError as exc:
         raise InputError(path, f"cannot be read as HDF5 ({exc})") from exc
     header = _parse_xml(path, xml)
