@@ -252,12 +252,13 @@ class InputFormat(str, Enum):
     twix = "twix"
     ismrmrd = "ismrmrd"
     cfl = "cfl"
+    ra = "ra"
 
 
 @app.command("convert", rich_help_panel=DATA)
 def convert_command(
     input_path: Path = typer.Argument(
-        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or a BART .cfl/.hdr pair."
+        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or BART's .cfl/.hdr pair or .ra."
     ),
     out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
     input_format: InputFormat = typer.Option(
@@ -288,7 +289,7 @@ def convert_command(
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl) into a fastMRI file (with header and target).
+    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl/.ra) into a fastMRI file (with header and target).
 
     Example: mrirecon convert meas_MID42_gre.dat -o data/gre.h5 --prewhiten
     """
@@ -323,34 +324,35 @@ class ExportFormat(str, Enum):
     nifti = "nifti"
     dicom = "dicom"
     cfl = "cfl"
+    ra = "ra"
     png = "png"
 
 
 @app.command("export", rich_help_panel=DATA)
 def export_command(
     inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
-    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl or ra (BART) or png (montage)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."),
     geometry_from: Optional[Path] = typer.Option(
         None,
         "--geometry-from",
         help="The converted fastMRI file (or folder) a recon came from: FOV, spacing and slice positions.",
     ),
-    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl only)."),
+    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl and ra only)."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Export reconstructions to NIfTI, DICOM, BART .cfl or a PNG montage.
+    """Export reconstructions to NIfTI, DICOM, BART .cfl/.ra or a PNG montage.
 
     Example: mrirecon export recon/gre.h5 --format dicom -o dicom/ --geometry-from data/gre.h5
     """
     from mrirecon.pipelines.common import expand_inputs, run_batch
     from mrirecon.pipelines.export import ExportConfig, export_file
 
-    if kspace and fmt is not ExportFormat.cfl:
-        fail("--kspace exports k-space, which only --format cfl holds")
+    if kspace and fmt not in (ExportFormat.cfl, ExportFormat.ra):
+        fail("--kspace exports k-space, which only --format cfl or ra holds")
     if out_dir.exists() and not out_dir.is_dir():
         fail(f"{out_dir}: -o must be a folder, and this is a file")
     config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)

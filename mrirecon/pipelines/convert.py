@@ -1,4 +1,4 @@
-"""``convert``: raw k-space (``.npy``, Siemens twix, ISMRMRD HDF5, BART ``.cfl``) -> a fastMRI file.
+"""``convert``: raw k-space (``.npy``, Siemens twix, ISMRMRD HDF5, BART ``.cfl``/``.ra``) -> a fastMRI file.
 
 Every format is read into a ``RawScan`` (io/), optionally prewhitened with a noise scan
 (mri/prewhiten.py), and written as fastMRI writes its training files: ``kspace`` in
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrirecon.io.cfl import bart_to_fastmri, read_cfl
+from mrirecon.io.cfl import bart_to_fastmri, read_cfl, read_ra
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import TARGET_KEYS, check_writable, write_volume
 from mrirecon.io.formats import detect_format, input_files
@@ -70,8 +70,9 @@ def read_scan(path: Path, fmt: str, config: ConvertConfig) -> RawScan:
         return read_twix(path, config.measurement)
     if fmt == "ismrmrd":
         return read_ismrmrd(path)
-    if fmt == "cfl":
-        return RawScan(bart_to_fastmri(path, read_cfl(path)), source_format="cfl")
+    if fmt in ("cfl", "ra"):
+        array = read_cfl(path) if fmt == "cfl" else read_ra(path)
+        return RawScan(bart_to_fastmri(path, array), source_format=fmt)
     return RawScan(load_npy_kspace(path, config.axes), source_format="npy")
 
 
