@@ -332,7 +332,9 @@ class ExportFormat(str, Enum):
 def export_command(
     inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
     fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl or ra (BART) or png (montage)."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."),
+    out_dir: Path = typer.Option(
+        ..., "--out", "-o", callback=output_folder, help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."
+    ),
     geometry_from: Optional[Path] = typer.Option(
         None,
         "--geometry-from",
@@ -349,16 +351,13 @@ def export_command(
     Example: mrirecon export recon/gre.h5 --format dicom -o dicom/ --geometry-from data/gre.h5
     """
     from mrirecon.pipelines.common import expand_inputs, run_batch
-    from mrirecon.pipelines.export import ExportConfig, export_file
+    from mrirecon.pipelines.export import ExportConfig, check_plan, export_file
 
     if kspace and fmt not in (ExportFormat.cfl, ExportFormat.ra):
         fail("--kspace exports k-space, which only --format cfl or ra holds")
-    if out_dir.exists() and not out_dir.is_dir():
-        fail(f"{out_dir}: -o must be a folder, and this is a file")
     config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)
-    files = expand_inputs(inputs)
-    if not files:
-        fail(f"no .h5 files found in {', '.join(str(p) for p in inputs)}")
+    files = guarded(debug, lambda: expand_inputs(inputs))
+    guarded(debug, lambda: check_plan(files, config))
     summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
     finish(summary, quiet, json_path)
 

@@ -229,3 +229,14 @@ def test_ra_both_ways_with_bart(tmp_path: Path, scanner_recon, bart: str) -> Non
     out = tmp_path / "short.h5"
     result = run_cli("convert", truncated, "-o", out)
     assert result.exit_code == 2 and "short.ra" in result.stderr and not out.exists()
+
+
+def test_export_clashing_names_and_missing_inputs_are_refused_up_front(tmp_path: Path, multislice_recon) -> None:
+    other = tmp_path / "other" / "gre7.h5"
+    other.parent.mkdir()
+    other.write_bytes(multislice_recon["recon"].read_bytes())
+    out = tmp_path / "out"
+    result = run_cli("export", multislice_recon["recon"], other, "--format", "png", "-o", out)
+    assert result.exit_code == 2 and "written twice" in result.stderr and not out.exists()
+    result = run_cli("export", tmp_path / "missing", "--format", "png", "-o", out)
+    assert result.exit_code == 2 and "missing" in result.stderr and "Traceback" not in result.stderr

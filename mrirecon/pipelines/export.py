@@ -58,6 +58,22 @@ def outputs_for(path: Path, config: ExportConfig) -> list[Path]:
     }[config.fmt]
 
 
+def check_plan(files: list[Path], config: ExportConfig) -> None:
+    """Refuse, before any work, outputs that two inputs would share or that are inputs."""
+    inputs = {os.path.realpath(f) for f in files}
+    owner: dict[str, Path] = {}
+    for file in files:
+        for out in outputs_for(file, config):
+            key = os.path.realpath(out)
+            if key in inputs:
+                raise InputError(out, "would be both an input and an output; export to another folder with -o")
+            if key in owner and owner[key] != file:
+                raise InputError(
+                    out, f"would be written twice (by {owner[key]} and {file}, which share a name); export each folder with its own -o"
+                )
+            owner[key] = file
+
+
 def read_image(path: Path, kspace: bool) -> tuple[np.ndarray, dict]:
     """The array to export (``(S, H, W)`` float image, or complex k-space) and the file's attributes."""
     with open_h5(path) as handle:
