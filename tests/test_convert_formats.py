@@ -299,3 +299,11 @@ def test_ismrmrd_data_in_another_file_is_refused(tmp_path: Path, ismrmrd_7slices
         handle["dataset/data"] = h5py.ExternalLink(str(ismrmrd_7slices), "/dataset/data")
     out = tmp_path / "o.h5"
     assert_refused(run_cli("convert", linked, "-o", out), "linked.h5", out)
+
+
+def test_options_of_another_format_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "o.h5"
+    result = run_cli("convert", REAL_DATA / "phantom_gre_1coil.npy", "-o", out, "--measurement", "0")
+    assert_refused(result, "--measurement applies to twix", out)
+    result = run_cli("convert", TWIX / "pulseq_gre_1coil.dat", "-o", out, "--axes", "SHW")
+    assert_refused(result, "--axes applies to .npy", out)

@@ -133,6 +133,10 @@ def convert_file(in_path: str | Path, out_path: str | Path, config: ConvertConfi
     if config.readout_oversampling is not None and config.readout_oversampling < 1:
         raise InputError(None, "--readout-oversampling must be at least 1")
     fmt = detect_format(in_path) if config.input_format == "auto" else config.input_format
+    if config.measurement != -1 and fmt != "twix":
+        raise InputError(in_path, f"is {fmt}, not Siemens twix; --measurement applies to twix files only")
+    if config.axes is not None and fmt != "npy":
+        raise InputError(in_path, f"is {fmt}, not .npy; --axes applies to .npy arrays only (the format states its axes)")
     check_output(in_path, fmt, out_path, config.overwrite)
     scan = read_scan(in_path, fmt, config)
     if config.readout_oversampling is not None:
