@@ -13,6 +13,7 @@ from rich.markup import escape
 from mrirecon import __version__
 from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
+from mrirecon.io.errors import OutputExistsError
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
 #: ``--help`` groups the commands by pipeline stage, in this order.
@@ -94,6 +95,13 @@ def write_json(text: str, target: Optional[Path]) -> None:
         sys.stdout.write(text + "\n")
     else:
         write_text_atomic(target, text + "\n", overwrite=True)
+
+
+def refuse_existing(overwrite: bool, *outputs: Optional[Path]) -> None:
+    """Exit 2 before any work if an output file exists and ``--overwrite`` was not given."""
+    for path in outputs:
+        if path is not None and str(path) != "-" and path.exists() and not overwrite:
+            fail(str(OutputExistsError(path)))
 
 
 def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> None:
@@ -205,6 +213,7 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
+    refuse_existing(overwrite, json_path)
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
     config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
                              dry_run=dry_run, requeue=requeue, grace=grace)
@@ -241,6 +250,7 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
+    refuse_existing(overwrite, json_path)
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
     summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
@@ -315,6 +325,7 @@ def convert_command(
         noise=noise,
         prewhiten=prewhiten,
     )
+    refuse_existing(overwrite, json_path)
     result = guarded(debug, lambda: convert_file(input_path, out_path, config))
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
@@ -358,6 +369,7 @@ def export_command(
     config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)
     files = guarded(debug, lambda: expand_inputs(inputs))
     guarded(debug, lambda: check_plan(files, config))
+    refuse_existing(overwrite, json_path)
     summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
     finish(summary, quiet, json_path)
 
@@ -390,6 +402,7 @@ def train_command(
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0).", callback=finite(0)),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks.", callback=finite(0, 2**32 - 1)),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start a new run in an --out folder that holds one (its files are replaced)."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -412,12 +425,18 @@ def train_command(
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
         "workers": workers, "seed": seed,
     }
-    result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, quiet=quiet))
+    refuse_existing(overwrite, json_path)
+    result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, overwrite=overwrite, quiet=quiet))
     summary = {"run_dir": str(result.run_dir), "steps": result.steps, "epochs": result.epochs_done,
                "best_val_ssim": result.best_ssim, "interrupted": result.interrupted,
                "zero_filled_val_ssim": None if result.zero_filled is None else result.zero_filled.ssim,
                "history": result.history}
     write_json(json.dumps(summary, indent=2), json_path)
+    if not quiet:
+        best = "-" if result.best_ssim is None else f"{result.best_ssim:.4f}"
+        state = "stopped (resume with --resume)" if result.interrupted else "done"
+        stderr_console.print(f"train: {state} after {result.epochs_done} epoch(s), {result.steps} step(s), "
+                             f"best validation SSIM {best}; {result.run_dir}", highlight=False)
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -452,6 +471,7 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
+    refuse_existing(overwrite, json_path)
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
     summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
@@ -459,8 +479,10 @@ def unet_recon_command(
 
 @app.command("eval", rich_help_panel=SCORE)
 def eval_command(
-    target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
-    pred_dir: Path = typer.Option(..., "--pred", help="Folder of reconstruction files of the same names."),
+    target_dir: Path = typer.Option(..., "--target", help="Fully sampled target file, or a folder of them (*.h5)."),
+    pred_dir: Path = typer.Option(
+        ..., "--pred", help="Reconstruction file, or a folder of reconstructions with the targets' names."
+    ),
     challenge: Optional[Challenge] = typer.Option(
         None, "--challenge", help="Target dataset: reconstruction_esc (singlecoil) or _rss (multicoil); default from the k-space rank."
     ),
@@ -471,6 +493,7 @@ def eval_command(
     min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this.", callback=finite()),
     max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this.", callback=finite(0)),
     device: str = DeviceOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -489,6 +512,7 @@ def eval_command(
         challenge=None if challenge is None else challenge.value, acquisition=acquisition, acceleration=acceleration,
         device=device, min_ssim=min_ssim, min_psnr=min_psnr, max_nmse=max_nmse,
     )
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: evaluate(target_dir, pred_dir, config, quiet=quiet, debug=debug))
     write_json(json.dumps(summary.to_dict(), indent=2), json_path)
     if not quiet:
@@ -496,11 +520,14 @@ def eval_command(
         if not out.is_terminal:  # a file or a pipe: the whole table, whatever the width
             out = Console(file=out.file, width=max(out.width, 160))
         out.print(summary_table(summary))
-        if summary.skipped:
-            stderr_console.print(f"{len(summary.skipped)} volume(s) left out by the filters", highlight=False)
     # (without --quiet the progress display has already printed each failed volume)
     for line in ([f["error"] for f in summary.failed] if quiet else []) + summary.regressions:
         stderr_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    if not quiet:
+        left_out = f", {len(summary.skipped)} left out by the filters" if summary.skipped else ""
+        colour = "green" if summary.ok else "red"
+        stderr_console.print(f"[{colour}]eval: {len(summary.volumes)} volume(s) scored, {len(summary.failed)} failed"
+                             f"{left_out}[/{colour}]", highlight=False)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -558,6 +585,7 @@ def cs_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
+    refuse_existing(overwrite, json_path)
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
     summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
@@ -601,19 +629,23 @@ def sample_data_command(
     from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
 
     config = SampleDataConfig(challenge.value, preset.value, volumes, slices, coils, seed, device)
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: generate_sample_data(out_dir, config, quiet=quiet, overwrite=overwrite))
     finish(summary, quiet, json_path)
 
 
 @app.command("compare", rich_help_panel=SCORE)
 def compare_command(
-    target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
-    preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
+    target_dir: Path = typer.Option(..., "--target", help="Fully sampled target file, or a folder of them (*.h5)."),
+    preds: List[str] = typer.Option(
+        ..., "--pred", help="NAME=PATH: one method's reconstruction file or folder; repeat per method."
+    ),
     png: Optional[Path] = typer.Option(
         None, "--png", help="Write a figure: target, reconstructions, error maps.", callback=output_file
     ),
     challenge: Optional[Challenge] = typer.Option(None, "--challenge", help="Target dataset, as in eval."),
     device: str = DeviceOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --png and --json files."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -630,17 +662,22 @@ def compare_command(
     from mrirecon.pipelines.evaluate import EvalConfig
 
     methods = guarded(debug, lambda: [parse_method(p) for p in preds])
+    refuse_existing(overwrite, png, json_path)
     config = EvalConfig(challenge=None if challenge is None else challenge.value, device=device)
-    summary = guarded(debug, lambda: compare(target_dir, methods, config, png=png, quiet=True))
+    summary = guarded(debug, lambda: compare(target_dir, methods, config, png=png, quiet=quiet, debug=debug))
     write_json(json.dumps(summary.to_dict(), indent=2), json_path)
     if not quiet:
         out = stderr_console if json_path is not None and str(json_path) == "-" else Console()
         out.print(comparison_table(summary))
         if summary.figure:
             out.print(f"figure: {summary.figure}", highlight=False)
-    for name, s in summary.methods.items():
+    # (without --quiet the progress display has already printed each failed volume)
+    for name, s in (summary.methods.items() if quiet else []):
         for failure in s.failed:
             stderr_console.print(f"[red]error:[/red] {name}: {failure['error']}", highlight=False, soft_wrap=True)
+    if not quiet:
+        colour = "green" if summary.ok else "red"
+        stderr_console.print(f"[{colour}]{summary.summary_line}[/{colour}]", highlight=False)
     if not summary.ok:
         raise typer.Exit(1)
 

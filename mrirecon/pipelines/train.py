@@ -12,6 +12,10 @@ from mrirecon.train.config import RESUMABLE_OVERRIDES, TrainConfig, resolve_conf
 from mrirecon.train.loop import TrainResult, train
 
 
+#: What a run writes into its folder.
+RUN_FILES = ("last.pt", "best.pt", "config.yaml", "metrics.jsonl", "curves.png")
+
+
 def resume_config(run_dir: Path, overrides: Mapping[str, Any], quiet: bool = False) -> tuple[TrainConfig, dict]:
     """The stored configuration of ``run_dir/last.pt``, with the options a resumed run may change."""
     path = run_dir / "last.pt"
@@ -56,11 +60,13 @@ def run_training(
     overrides: Mapping[str, Any],
     *,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
 ) -> TrainResult:
     """Train as the preset and options say; with ``resume`` continue ``run_dir/last.pt``.
 
-    A fresh run refuses a ``run_dir`` that already holds a checkpoint (it would be overwritten).
+    A fresh run refuses a ``run_dir`` that already holds a run's files, unless ``overwrite``
+    (then those files are removed first).
     Resuming a run that is already complete says so and writes nothing.
     """
     run_dir = Path(overrides["run_dir"])
@@ -72,9 +78,13 @@ def run_training(
                 stderr_console.print(f"{run_dir} is complete ({done}); nothing to do", highlight=False)
             return finished_result(run_dir, state)
         return train(config, resume_state=state, quiet=quiet)
-    if (run_dir / "last.pt").exists():
-        raise InputError(run_dir, "already holds a training run; pass --resume to continue it or choose another folder")
+    existing = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not overwrite:
+        raise InputError(run_dir, "already holds a training run; pass --resume to continue it, --overwrite to "
+                                  "start again, or choose another folder")
     config = resolve_config(config_file, overrides)
     if not config.train_dir or not config.val_dir:
         raise ValueError("both --train and --val folders are needed (on the command line or in the config)")
+    for path in existing:  # a fresh run must not leave the old run's best.pt or curves beside its own
+        path.unlink()
     return train(config, quiet=quiet)
