@@ -73,6 +73,7 @@ def test_twix_oversampling_fov_and_geometry_from_the_header(tmp_path: Path) -> N
     assert header_value(out, "encoding", "reconSpace", "fieldOfView_mm", "y") == 200
     assert header_value(out, "encoding", "reconSpace", "fieldOfView_mm", "z") == 4
     assert header_value(out, "acquisitionSystemInformation", "systemFieldStrength_T") == pytest.approx(2.89362)
+    assert header_value(out, "sequenceParameters", "TR") == 10.0 and header_value(out, "sequenceParameters", "TE") == 3.0
     with h5py.File(out) as handle:
         assert handle["reconstruction_rss"].shape == (1, 160, 160)
         assert '"slice_dir"' in handle.attrs["geometry"]
@@ -195,6 +196,8 @@ def test_ismrmrd_multislice_with_padding_and_noise(tmp_path: Path, ismrmrd_7slic
         np.testing.assert_array_equal(stored[..., 8:136], kspace)
         assert not stored[..., :8].any() and not stored[..., 136:].any()
         assert volume.recon_crop == (128, 128)
+    with h5py.File(out) as converted, h5py.File(ismrmrd_7slices) as source:
+        assert converted["ismrmrd_header"][()] == source["dataset/xml"][0]  # the source's header, verbatim
     dataset = SliceDataset(out.parent, "multicoil")
     assert len(dataset) == 7
     _, _, target, attrs, _, index = dataset[6]

@@ -186,6 +186,13 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
         system["field_strength_t"] = float(dicom["flMagneticFieldStrength"])
     if dicom.get("lFrequency"):
         system["frequency_hz"] = float(dicom["lFrequency"])
+    sequence: dict[str, float] = {}
+    if protocol.get("alTR"):
+        sequence["TR"] = float(protocol["alTR"][0]) / 1000  # us -> ms
+    if protocol.get("alTE"):
+        sequence["TE"] = float(protocol["alTE"][0]) / 1000
+    if dicom.get("adFlipAngleDegree"):
+        sequence["flip_angle"] = float(dicom["adFlipAngleDegree"][0])
     return RawScan(
         kspace=kspace if coils > 1 else kspace[:, 0],
         source_format="twix",
@@ -196,6 +203,7 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
         geometry=_geometry(meas, images, slices, num_slices),
         noise=_noise_readouts({"mdb": mdbs}),
         system=system,
+        sequence=sequence,
         attrs={"twix_measurement": index, "twix_measurements": count},
     )
 

@@ -183,15 +183,19 @@ def convert_file(in_path: str | Path, out_path: str | Path, config: ConvertConfi
     geometry = ImageGeometry.from_fov(scan.recon_fov_mm, scan.recon_size or (recon_h, recon_w), scan.geometry)
     if geometry.known:
         attrs["geometry"] = geometry.to_json()
-    header = ismrmrd_header_xml(
-        (height, width),
-        (recon_h, recon_w),
-        (first, stop),
-        kspace.shape[0],
-        scan.recon_fov_mm,
-        scan.readout_oversampling,
-        scan.system,
-    )
+    if scan.header_xml is not None and scan.recon_size == (recon_h, recon_w) and not config.undersampled:
+        header = scan.header_xml  # the source's own header describes this k-space exactly
+    else:
+        header = ismrmrd_header_xml(
+            (height, width),
+            (recon_h, recon_w),
+            (first, stop),
+            kspace.shape[0],
+            scan.recon_fov_mm,
+            scan.readout_oversampling,
+            scan.system,
+            scan.sequence,
+        )
     write_volume(out_path, kspace, header_xml=header, attrs=attrs, mask=mask, targets=targets, overwrite=config.overwrite)
     return FileResult(
         str(in_path),
