@@ -310,3 +310,37 @@ def test_options_of_another_format_are_refused(tmp_path: Path) -> None:
     assert_refused(result, "--measurement applies to twix", out)
     result = run_cli("convert", TWIX / "pulseq_gre_1coil.dat", "-o", out, "--axes", "SHW")
     assert_refused(result, "--axes applies to .npy", out)
+
+
+@pytest.fixture(scope="module")
+def every_format(tmp_path_factory, ismrmrd_7slices: Path) -> dict[str, Path]:
+    """One valid file of each input format (two slices of the real 7-slice phantom, the real twix)."""
+    from mrirecon.io.cfl import ra_bytes
+
+    folder = tmp_path_factory.mktemp("formats")
+    kspace = np.load(REAL_DATA / "phantom_gre_8coil_7slices.npy")[:2]
+    np.save(folder / "scan.npy", kspace)
+    write_cfl(folder / "scan", fastmri_to_bart(kspace))
+    (folder / "scan.ra").write_bytes(ra_bytes(fastmri_to_bart(kspace)))
+    return {
+        "twix": TWIX / "twixtools_gre_2coil.dat",
+        "ismrmrd": ismrmrd_7slices,
+        "npy": folder / "scan.npy",
+        "cfl": folder / "scan.cfl",
+        "ra": folder / "scan.ra",
+    }
+
+
+@pytest.mark.parametrize("fmt", ["twix", "ismrmrd", "npy", "cfl", "ra"])
+def test_truncated_input_of_every_format_is_one_sentence(tmp_path: Path, every_format, fmt: str) -> None:
+    source = every_format[fmt]
+    data = source.read_bytes()
+    for fraction in (0.02, 0.5, 0.98):
+        bad = tmp_path / f"cut{source.suffix}"
+        bad.write_bytes(data[: int(len(data) * fraction)])
+        if fmt == "cfl":
+            bad.with_suffix(".hdr").write_bytes(source.with_suffix(".hdr").read_bytes())
+        out = tmp_path / "out" / "cut.h5"
+        result = run_cli("convert", bad, "-o", out)
+        assert_refused(result, "cut.", out)
+        assert "unexpected" not in result.stderr, (fraction, result.stderr)

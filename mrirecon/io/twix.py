@@ -75,6 +75,17 @@ def read_twix(path: str | Path, measurement: int = -1) -> RawScan:
         raise
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise InputError(path, f"is a damaged twix file ({type(exc).__name__}: {exc})") from exc
+    finally:
+        _close(measurements)
+
+
+def _close(measurements: list[dict]) -> None:
+    """twixtools keeps the file open in every readout (memory-mapped reading); close it."""
+    for meas in measurements:
+        for mdb in meas.get("mdb", [])[:1]:
+            handle = getattr(mdb, "fid", None)
+            if handle is not None and not handle.closed:
+                handle.close()
 
 
 def _noise_readouts(meas: dict) -> np.ndarray | None:
