@@ -116,6 +116,16 @@ def twix_variants(tmp_path_factory) -> dict[str, Path]:
     noise_meas["mdb"] = readouts + [noise_meas["mdb"][-1]]
     paths["noise"] = folder / "noise.dat"
     twixtools.write_twix([noise_meas, load()[0]], str(paths["noise"]))
+    two_slices = load()[0]  # the same slice again as slice 1, 4 mm further along Tra, data x3
+    images = [m for m in two_slices["mdb"] if m.is_image_scan()]
+    second = [m for m in load()[0]["mdb"] if m.is_image_scan()]
+    for mdb in second:
+        mdb.mdh.Counter.Sli = 1
+        mdb.mdh.SliceData.SlicePos.Tra += 4.0
+        mdb.data = mdb.data * 3
+    two_slices["mdb"] = images + second + [two_slices["mdb"][-1]]
+    paths["slices"] = folder / "slices.dat"
+    twixtools.write_twix([two_slices], str(paths["slices"]))
     partial = load()[0]  # 6/8 partial Fourier: the first quarter of the lines never measured
     partial["mdb"] = [m for m in partial["mdb"] if not (m.is_image_scan() and m.cLin < 40)]
     paths["partial"] = folder / "partial.dat"
@@ -137,6 +147,19 @@ def test_twix_last_measurement_by_default_and_measurement_option(tmp_path: Path,
         assert (a.attrs["twix_measurement"], a.attrs["twix_measurements"]) == (1, 2)
     out = tmp_path / "none.h5"
     assert_refused(run_cli("convert", twix_variants["two"], "-o", out, "--measurement", "2"), "out of range", out)
+
+
+def test_twix_multislice(tmp_path: Path, twix_variants) -> None:
+    import json
+
+    out = tmp_path / "multicoil" / "slices.h5"
+    assert run_cli("convert", twix_variants["slices"], "-o", out).exit_code == 0
+    reference = np.load(REAL_DATA / "phantom_gre_2coil_os2.npy")[0]
+    with open_volume(out) as volume:
+        np.testing.assert_array_equal(volume.read_kspace(), np.stack([reference, 3 * reference]))
+        positions = np.array(json.loads(volume.attrs["geometry"])["positions"])
+    np.testing.assert_allclose(positions[1] - positions[0], [0, 0, 4.0], atol=1e-5)
+    assert len(SliceDataset(out.parent, "multicoil")) == 2
 
 
 def test_twix_noise_measurement_prewhitens(tmp_path: Path, twix_variants) -> None:
