@@ -235,6 +235,16 @@ def test_ismrmrd_noise_prewhitening_recorded(tmp_path: Path, ismrmrd_7slices: Pa
         assert handle.attrs["prewhitened"] and handle.attrs["noise_samples"] == 18432
         assert handle.attrs["whitening_matrix"].shape == (8, 8)
         assert handle.attrs["noise_source"] == "noise acquisitions in the input"
+        assert handle.attrs["noise_dwell_ratio"] == 1.0
+        matrix = handle.attrs["whitening_matrix"]
+    # a noise scan sampled with twice the image's dwell time has half its noise variance
+    slow = tmp_path / "slow_noise.h5"
+    kspace = np.load(REAL_DATA / "phantom_gre_8coil_7slices.npy")[:1]
+    write_ismrmrd(slow, kspace, noise=np.load(REAL_DATA / "noise_16coil_96.npy")[:8], noise_dwell_us=10.0)
+    assert run_cli("convert", slow, "-o", tmp_path / "slow.h5", "--prewhiten").exit_code == 0
+    with h5py.File(tmp_path / "slow.h5") as handle:
+        assert handle.attrs["noise_dwell_ratio"] == 2.0
+        np.testing.assert_allclose(handle.attrs["whitening_matrix"], matrix / np.sqrt(2), rtol=1e-5, atol=1e-3 * np.abs(matrix).max())
 
 
 def test_ismrmrd_without_image_acquisitions_is_refused(tmp_path: Path) -> None:
