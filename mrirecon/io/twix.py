@@ -220,7 +220,10 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
 
 
 def _geometry(meas: dict, images: list, slices: np.ndarray, num_slices: int) -> Geometry | None:
-    """Slice centres from the readouts' slice data, directions from twixtools' geometry."""
+    """Slice centres from the readouts' slice data, directions from twixtools' geometry.
+
+    Not validated against a scanner's own DICOMs: siemens_to_ismrmrd's reading of the same
+    quaternion gives read and phase directions of opposite sign (a 180 degree in-plane turn)."""
     geoms = meas.get("geometry") or []
     if not geoms:
         return None
