@@ -671,6 +671,8 @@ def compare_command(
         out.print(comparison_table(summary))
         if summary.figure:
             out.print(f"figure: {summary.figure}", highlight=False)
+    if summary.warning():
+        stderr_console.print(f"[yellow]warning[/yellow] {escape(summary.warning())}", highlight=False, soft_wrap=True)
     # (without --quiet the progress display has already printed each failed volume)
     for name, s in (summary.methods.items() if quiet else []):
         for failure in s.failed:
