@@ -121,7 +121,7 @@ def run_batch(
                     raise BatchInterrupted(stops.stop_requested or signal.SIGTERM)
                 if not result.ok and not quiet:
                     progress.console.print(f"[red]error[/red] {result.error}", highlight=False)
-                for warning in result.info.pop("warnings", []):
+                for warning in result.info.get("warnings", []):
                     if not quiet:
                         progress.console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
                 progress.advance(task)
