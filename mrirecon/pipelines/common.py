@@ -95,7 +95,7 @@ def run_batch(
     too, prefixed "unexpected error", with the traceback shown only when ``debug``. Each finished
     file is appended to ``manifest`` (if given). SIGTERM, SIGINT and SIGUSR1 stop the batch
     (``mrirecon.pipelines.signals``): the summary so far is printed, the job is requeued with
-    ``requeue``, and ``BatchInterrupted`` (a ``SystemExit`` with code 128 + signal) is raised,
+    ``requeue`` when the signal was SIGUSR1 (SLURM's ``--signal`` warning; SIGTERM is ``scancel``), and ``BatchInterrupted`` (a ``SystemExit`` with code 128 + signal) is raised,
     carrying the summary as ``.summary``.
     """
     summary = BatchSummary(command)
@@ -167,7 +167,7 @@ def _report_interruption(summary: BatchSummary, stop: BatchInterrupted, total: i
         f"rerun with --skip-existing to resume (exit {stop.code})"
     )
     stderr_console.print(f"[yellow]{line}[/yellow]", highlight=False)
-    if requeue:
+    if requeue and stop.signum == signal.SIGUSR1:  # the time-limit warning; SIGTERM is scancel or the limit itself
         stderr_console.print(requeue_job(), highlight=False)
 
 

@@ -1,0 +1,122 @@
+"""Batches on a real one-node SLURM (Debian's slurmctld/slurmd/munge) and under torchrun.
+
+The job script is the shipped template, scripts/slurm/recon_array.sbatch, with the resources this
+machine has (no GPU, a CPU per task) given on the sbatch command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import write_test_volume
+from mrirecon.io.fastmri_h5 import read_reconstruction
+from mrirecon.pipelines.manifest import DONE_STATUSES, read_manifests
+from slurm_cluster import SlurmCluster
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "scripts" / "slurm" / "recon_array.sbatch"
+FILES = 7
+#: CS options: fast, and (for the cancel) a few seconds per file, so that the cancel lands mid-file.
+FAST = ("--accel", "4", "--iters", "3", "--device", "cpu")
+SLOW = ("--accel", "4", "--iters", "60", "--tol", "0", "--device", "cpu")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    yield slurm
+    slurm.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("inputs")
+    for i in range(FILES):
+        write_test_volume(folder / f"vol{i}.h5", slices=4, seed=i)
+    return folder
+
+
+def _submit(cluster: SlurmCluster, inputs: Path, out: Path, logs: Path, grace: str = "30", cs=FAST) -> str:
+    env_args = [
+        f"--export=ALL,MRIRECON={sys.executable} -m mrirecon,PYTHONPATH={ROOT},OMP_NUM_THREADS=1,GRACE={grace}",
+    ]
+    return cluster.sbatch(
+        "--array=0-2", "--gres=none", "--mem=1M", "--cpus-per-task=1", "--time=10", f"--output={logs}/%A_%a.log",
+        f"--chdir={out.parent}", *env_args, str(TEMPLATE), "cs-recon", str(inputs), str(out), *cs,
+    )
+
+
+def _assert_complete(out: Path, inputs: Path) -> list[dict]:
+    """Every input has one valid output, no temporary file is left, the manifest ends in done for each."""
+    names = sorted(p.name for p in inputs.glob("*.h5"))
+    assert sorted(p.name for p in out.glob("*.h5")) == names
+    for name in names:
+        assert read_reconstruction(out / name).shape == (4, 32, 32)
+    assert not list(out.glob(".*.tmp"))
+    records = read_manifests(out)
+    latest = {Path(r["input"]).name: r["status"] for r in records}
+    assert sorted(latest) == names and set(latest.values()) <= set(DONE_STATUSES)
+    return records
+
+
+def test_job_array_does_every_file_exactly_once(cluster: SlurmCluster, inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cs"
+    job = _submit(cluster, inputs, out, tmp_path)
+    cluster.wait_done(job)
+    records = _assert_complete(out, inputs)
+    assert Counter(Path(r["input"]).name for r in records) == {p.name: 1 for p in inputs.glob("*.h5")}
+    assert {r["status"] for r in records} == {"done"}
+    assert Counter(r["shard"] for r in records) == {"0of3": 3, "1of3": 2, "2of3": 2}  # balanced by size
+
+
+def test_cancelled_task_resubmitted_completes_without_duplicates(cluster: SlurmCluster, inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cs"
+    job = _submit(cluster, inputs, out, tmp_path, grace="0", cs=SLOW)
+    manifest = out / ".mrirecon" / "manifest-0of3.jsonl"
+    deadline = time.monotonic() + 120
+    while not (manifest.exists() and manifest.read_text().count("\n") >= 1):  # task 0 is on its 2nd of 3 files
+        assert time.monotonic() < deadline, "task 0 never finished a file"
+        time.sleep(0.1)
+    cluster.run("scancel", f"{job}_0")
+    cluster.wait_done(job)
+    first = read_manifests(out)
+    assert len([r for r in first if r["shard"] == "0of3" and r["status"] == "done"]) < 3, "the cancel came too late"
+    assert not list(out.glob(".*.tmp")), "a cancelled task left a temporary file"
+    log = (tmp_path / f"{job}_0.log").read_text()
+    assert "stopped by SIGTERM" in log
+    for record in first:  # every output the first run recorded is complete
+        if record["status"] == "done":
+            read_reconstruction(record["output"])
+
+    again = _submit(cluster, inputs, out, tmp_path, cs=SLOW)
+    cluster.wait_done(again)
+    records = _assert_complete(out, inputs)
+    worked = Counter(Path(r["input"]).name for r in records if r["status"] in ("done", "redone"))
+    assert max(worked.values()) == 1, f"a file was reconstructed twice: {worked}"
+    resumed = [r for r in records[len(first):]]
+    assert {r["status"] for r in resumed} <= {"skipped", "done"}
+    assert sum(r["status"] == "skipped" for r in resumed) == sum(r["status"] == "done" for r in first)
+
+
+def test_two_torchrun_ranks_split_the_inputs(inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cs"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for key in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+        env.pop(key, None)
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mrirecon",
+            "cs-recon", str(inputs), "-o", str(out), "--skip-existing", "--quiet", *FAST,
+            "--json", str(tmp_path / "summary.json")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = _assert_complete(out, inputs)
+    assert Counter(Path(r["input"]).name for r in records) == {p.name: 1 for p in inputs.glob("*.h5")}
+    assert Counter(r["shard"] for r in records) == {"0of2": 4, "1of2": 3}
+    assert json.loads((tmp_path / "summary.json").read_text())["shard"] in ("0/2", "1/2")
