@@ -92,7 +92,7 @@ def run_batch(
     """Run ``process`` on each input under a progress bar; a failing file is recorded, not fatal.
 
     ``InputError`` and ``ValueError`` become a one-line error for that file; other exceptions
-    too, prefixed "unexpected error", with the traceback shown only when ``debug``. Each finished
+    too, prefixed "unexpected error". With ``debug`` every such error shows its traceback too. Each finished
     file is appended to ``manifest`` (if given). SIGTERM, SIGINT and SIGUSR1 stop the batch
     (``mrirecon.pipelines.signals``): the summary so far is printed, the job is requeued with
     ``requeue`` when the signal was SIGUSR1 (SLURM's ``--signal`` warning; SIGTERM is ``scancel``), and ``BatchInterrupted`` (a ``SystemExit`` with code 128 + signal) is raised,
@@ -144,15 +144,16 @@ def _process_one(path: Path, process: Callable[[Path], FileResult], stops: StopS
     except BatchInterrupted as stop:
         result = FileResult(str(path), ok=False, status="interrupted",
                             error=f"{path}: abandoned on {stop.signal_name}; nothing was written")
-    except InputError as exc:
-        result = FileResult(str(path), ok=False, status="failed", error=str(exc))
-    except (ValueError, OSError) as exc:
-        result = FileResult(str(path), ok=False, status="failed", error=f"{path}: {exc}")
     except Exception as exc:  # isolate the file; the batch goes on
         if debug:
-            traceback.print_exc()
-        result = FileResult(str(path), ok=False, status="failed",
-                            error=f"{path}: unexpected error: {type(exc).__name__}: {exc}")
+            stderr_console.print(traceback.format_exc(), highlight=False, markup=False, end="")
+        if isinstance(exc, InputError):
+            result = FileResult(str(path), ok=False, status="failed", error=str(exc))
+        elif isinstance(exc, (ValueError, OSError)):
+            result = FileResult(str(path), ok=False, status="failed", error=f"{path}: {exc}")
+        else:
+            result = FileResult(str(path), ok=False, status="failed",
+                                error=f"{path}: unexpected error: {type(exc).__name__}: {exc}")
     result.seconds = time.perf_counter() - start
     return result
 
