@@ -267,3 +267,18 @@ def test_ctrl_c_never_exits_zero(tmp_path: Path, volume_factory, monkeypatch) ->
     assert result.exit_code == 130
     assert "stopped by SIGINT" in result.stderr and "--skip-existing" in result.stderr
     assert not list((tmp_path / "zf").glob("*.h5"))
+
+
+def test_lower_layers_never_import_pipelines_or_the_cli() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "mrirecon"
+    offenders = []
+    for layer in ("io", "ops", "mri", "cs", "models", "train", "sampledata", "metrics.py", "devices.py", "console.py"):
+        for path in [package / layer] if layer.endswith(".py") else sorted((package / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{path.relative_to(package)}: {n}" for n in names
+                              if n.startswith(("mrirecon.pipelines", "mrirecon.cli"))]
+    assert offenders == []

@@ -14,16 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mrirecon.console import stderr_console
 from mrirecon.io.errors import InputError
 from mrirecon.pipelines.inputs import check_readable, expand_inputs, output_path
 from mrirecon.pipelines.manifest import Manifest
 from mrirecon.pipelines.signals import DEFAULT_GRACE, BatchInterrupted, StopSignals, requeue_job
 
-#: Progress, warnings and errors go to stderr so stdout stays clean for ``--json -``.
-stderr_console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
