@@ -282,3 +282,33 @@ def test_lower_layers_never_import_pipelines_or_the_cli() -> None:
                 offenders += [f"{path.relative_to(package)}: {n}" for n in names
                               if n.startswith(("mrirecon.pipelines", "mrirecon.cli"))]
     assert offenders == []
+
+
+@pytest.mark.parametrize("command", ["subsample", "eval", "sample-data"])
+def test_every_file_walking_command_stops_on_sigterm(tmp_path: Path, volume_factory, monkeypatch, command) -> None:
+    """The first file finishes within the grace period, then the command stops with 128 + SIGTERM."""
+    import mrirecon.pipelines.evaluate as evaluate
+    import mrirecon.pipelines.sample_data as sample_data
+    import mrirecon.pipelines.subsample as subsample
+
+    module, name = {"subsample": (subsample, "subsample_file"), "eval": (evaluate, "_score_file"),
+                    "sample-data": (sample_data, "make_volume")}[command]
+    real = getattr(module, name)
+
+    def first_then_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    for i in range(2):
+        volume_factory(f"v{i}.h5", slices=1, seed=i)
+    if command == "eval":
+        assert run_cli("zf-recon", tmp_path / "full", "-o", tmp_path / "zf", "-q").exit_code == 0
+    monkeypatch.setattr(module, name, first_then_signal)
+    argv = {
+        "subsample": ["subsample", tmp_path / "full", "-o", tmp_path / "sub"],
+        "eval": ["eval", "--target", tmp_path / "full", "--pred", tmp_path / "zf"],
+        "sample-data": ["sample-data", tmp_path / "gen", "--volumes", "2", "--slices", "1"],
+    }[command]
+    result = run_cli(*argv)
+    assert result.exit_code == 128 + signal.SIGTERM, result.stderr
+    assert "stopped by SIGTERM after 1 of 2 file(s)" in result.stderr

@@ -125,6 +125,8 @@ def run_batch(
                 progress.advance(task)
                 if stops.stop_requested is not None:
                     raise BatchInterrupted(stops.stop_requested)
+            if stops.stop_requested is not None:  # a signal after the last file is still never an exit 0
+                raise BatchInterrupted(stops.stop_requested)
         except BatchInterrupted as stop:
             stop.summary = summary  # type: ignore[attr-defined]
             progress.stop()
