@@ -7,6 +7,7 @@ machine has (no GPU, a CPU per task) given on the sbatch command line.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ TEMPLATE = ROOT / "scripts" / "slurm" / "recon_array.sbatch"
 FILES = 7
 #: CS options: fast, and (for the cancel) a few seconds per file, so that the cancel lands mid-file.
 FAST = ("--accel", "4", "--iters", "3", "--device", "cpu")
-SLOW = ("--accel", "4", "--iters", "60", "--tol", "0", "--device", "cpu")
+SLOW = ("--accel", "4", "--iters", "40", "--tol", "0", "--device", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,13 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
-def _submit(cluster: SlurmCluster, inputs: Path, out: Path, logs: Path, grace: str = "30", cs=FAST) -> str:
+def _submit(cluster: SlurmCluster, inputs: Path, out: Path, logs: Path, grace: str = "30", cs=FAST,
+            array: str = "--array=0-2") -> str:
     env_args = [
         f"--export=ALL,MRIRECON={sys.executable} -m mrirecon,PYTHONPATH={ROOT},OMP_NUM_THREADS=1,GRACE={grace}",
     ]
     return cluster.sbatch(
-        "--array=0-2", "--gres=none", "--mem=1M", "--cpus-per-task=1", "--time=10", f"--output={logs}/%A_%a.log",
+        array, "--gres=none", "--mem=1M", "--cpus-per-task=1", "--time=10", f"--output={logs}/%A_%a.log",
         f"--chdir={out.parent}", *env_args, str(TEMPLATE), "cs-recon", str(inputs), str(out), *cs,
     )
 
@@ -79,11 +81,7 @@ def test_job_array_does_every_file_exactly_once(cluster: SlurmCluster, inputs: P
 def test_cancelled_task_resubmitted_completes_without_duplicates(cluster: SlurmCluster, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "cs"
     job = _submit(cluster, inputs, out, tmp_path, grace="0", cs=SLOW)
-    manifest = out / ".mrirecon" / "manifest-0of3.jsonl"
-    deadline = time.monotonic() + 120
-    while not (manifest.exists() and manifest.read_text().count("\n") >= 1):  # task 0 is on its 2nd of 3 files
-        assert time.monotonic() < deadline, "task 0 never finished a file"
-        time.sleep(0.1)
+    _wait_for_line(out / ".mrirecon" / "manifest-0of3.jsonl")  # task 0 is on its 2nd of 3 files
     cluster.run("scancel", f"{job}_0")
     cluster.wait_done(job)
     first = read_manifests(out)
@@ -103,6 +101,33 @@ def test_cancelled_task_resubmitted_completes_without_duplicates(cluster: SlurmC
     resumed = [r for r in records[len(first):]]
     assert {r["status"] for r in resumed} <= {"skipped", "done"}
     assert sum(r["status"] == "skipped" for r in resumed) == sum(r["status"] == "done" for r in first)
+
+
+def _wait_for_line(manifest: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not (manifest.exists() and manifest.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline, f"{manifest} never got a line"
+        time.sleep(0.1)
+
+
+def test_time_limit_warning_requeues_the_job(cluster: SlurmCluster, inputs: Path, tmp_path: Path) -> None:
+    """SIGUSR1 to the batch shell (what --signal=B:USR1@120 sends) stops the task and requeues it."""
+    out = tmp_path / "cs"
+    job = _submit(cluster, inputs, out, tmp_path, grace="0", cs=SLOW, array="--array=0")
+    _wait_for_line(out / ".mrirecon" / "manifest-0of1.jsonl")
+    cluster.run("scancel", "--signal=USR1", "--batch", job)
+    deadline = time.monotonic() + 60
+    while True:
+        show = cluster.run("scontrol", "show", "job", job).stdout
+        restarts = re.search(r"Restarts=(\d+)", show)
+        if restarts and int(restarts.group(1)) >= 1 and "JobState=RUNNING" not in show:
+            break
+        assert time.monotonic() < deadline, show
+        time.sleep(0.3)
+    cluster.run("scancel", job)
+    text = (tmp_path / f"{job}_0.log").read_text()
+    assert "stopped by SIGUSR1" in text and re.search(r"requeued SLURM job \d+", text), text
+    assert not list(out.glob(".*.tmp"))
 
 
 def test_two_torchrun_ranks_split_the_inputs(inputs: Path, tmp_path: Path) -> None:
