@@ -167,16 +167,21 @@ SkipExistingOption = typer.Option(
 DryRunOption = typer.Option(False, "--dry-run", help="Print this shard's files (input TAB output) and stop.",
                             rich_help_panel="Batch")
 RequeueOption = typer.Option(
-    False, "--requeue", help="On SIGTERM/SIGUSR1, requeue this SLURM job (scontrol requeue $SLURM_JOB_ID) after "
-    "stopping.", rich_help_panel="Batch",
+    False, "--requeue", help="On SIGUSR1 (sbatch --signal=B:USR1@120), requeue this SLURM job (scontrol requeue "
+    "$SLURM_JOB_ID) after stopping; SIGTERM (scancel) only stops.", rich_help_panel="Batch",
 )
 GraceOption = typer.Option(
     30.0, "--grace", help="Seconds the file in progress may still take after SIGTERM/SIGINT/SIGUSR1; then it is "
     "abandoned (nothing half-written). Exit status 128+signal.", rich_help_panel="Batch",
 )
+StageOption = typer.Option(
+    None, "--stage", help="Copy each input to this folder (a node's local scratch, e.g. $TMPDIR) before reading it; "
+    "the copy is removed after.", rich_help_panel="Batch",
+)
 
 
-def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float):
+def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float,
+                  stage: Optional[Path] = None):
     """The ``BatchOptions`` of the batch flags (a bad ``--shard`` is exit 2)."""
     from mrirecon.pipelines.batch import BatchOptions
     from mrirecon.pipelines.shard import parse_shard
@@ -185,7 +190,8 @@ def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requ
         parsed = None if shard is None else parse_shard(shard)
     except ValueError as exc:
         fail(str(exc))
-    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace)
+    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace,
+                        stage=stage)
 
 
 @app.command("subsample", rich_help_panel=DATA)
@@ -201,6 +207,7 @@ def subsample_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -213,10 +220,10 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
-                             dry_run=dry_run, requeue=requeue, grace=grace)
+                             dry_run=dry_run, requeue=requeue, grace=grace, stage=stage)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -236,6 +243,7 @@ def zf_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -250,8 +258,8 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -458,6 +466,7 @@ def unet_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -471,8 +480,8 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -569,6 +578,7 @@ def cs_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -585,8 +595,8 @@ def cs_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
