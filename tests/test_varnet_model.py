@@ -62,3 +62,62 @@ def test_single_coil_kspace_is_refused_in_one_sentence():
     with pytest.raises(ValueError, match="multi-coil"):
         VarNet(cascades=1, chans=4, pools=2, sens_chans=2, sens_pools=2)(
             torch.zeros(1, 32, 32, dtype=torch.complex64), torch.ones(1, 1, 32, dtype=torch.bool))
+
+
+# --- the data transform -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multicoil_volume(tmp_path_factory):
+    from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+
+    out = tmp_path_factory.mktemp("varnet_data")
+    summary = generate_sample_data(out, SampleDataConfig(volumes=1, slices=2, coils=3, seed=11), quiet=True)
+    return out, summary.results[0].output
+
+
+def test_transform_matches_fastmri_varnet_data_transform(multicoil_volume):
+    from fastmri.data import SliceDataset as FastmriSlices
+    from fastmri.data.subsample import RandomMaskFunc
+    from fastmri.data.transforms import VarNetDataTransform
+
+    from mrirecon.io import open_volume
+    from mrirecon.mri.masks import MaskSpec, make_mask, volume_seed
+    from mrirecon.train.dataset import SliceDataset, volume_crop
+    from mrirecon.train.transforms import varnet_inputs
+
+    folder, path = multicoil_volume
+    reference = FastmriSlices(folder, "multicoil", transform=VarNetDataTransform(RandomMaskFunc([0.08], [4]), True),
+                              dataset_cache_file=folder / "cache.pkl")
+    spec = MaskSpec("random", 4, 0.08)
+    ours = SliceDataset([path], spec, train=False, kind="varnet")
+    with open_volume(path) as volume:
+        for index in range(volume.num_slices):
+            expected = reference[index]
+            mask, num_low = make_mask(spec, volume.kspace_shape, volume_seed(volume.path.name), volume.padding)
+            kspace = torch.from_numpy(volume.read_kspace(index, index + 1))
+            got = varnet_inputs(kspace, torch.from_numpy(mask), volume.recon_crop, volume.padding, num_low)
+            torch.testing.assert_close(got.kspace[0], torch.view_as_complex(expected.masked_kspace), rtol=0, atol=0)
+            assert torch.equal(got.mask[0], expected.mask[..., 0])
+            assert got.num_low_frequencies == expected.num_low_frequencies
+            assert got.crop == tuple(expected.crop_size)
+            item = ours[index]  # the training dataset yields the same sample
+            torch.testing.assert_close(item["kspace"], got.kspace[0], rtol=0, atol=0)
+            assert torch.equal(item["mask"], got.mask[0]) and int(item["num_low"]) == num_low
+            assert float(item["max"]) == pytest.approx(expected.max_value)
+            torch.testing.assert_close(item["target"], expected.target)
+            assert volume_crop(volume) == tuple(expected.target.shape)
+
+
+def test_single_coil_files_are_refused_for_the_varnet(tmp_path):
+    from mrirecon.io import InputError
+    from mrirecon.mri.masks import MaskSpec
+    from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+    from mrirecon.train.dataset import SliceDataset
+    from mrirecon.train.transforms import varnet_inputs
+
+    summary = generate_sample_data(tmp_path, SampleDataConfig(challenge="singlecoil", volumes=1, slices=1), quiet=True)
+    with pytest.raises(InputError, match="single-coil; the VarNet needs multi-coil data"):
+        SliceDataset([summary.results[0].output], MaskSpec("random", 4), train=True, kind="varnet")
+    with pytest.raises(ValueError, match="use the U-Net"):
+        varnet_inputs(torch.zeros(1, 8, 8, dtype=torch.complex64), torch.ones(8), (8, 8))

@@ -13,6 +13,7 @@ from mrirecon.io import InputError
 from mrirecon.models import NORM_TYPES
 from mrirecon.mri.masks import MASK_TYPES, MaskSpec
 
+MODEL_KINDS = ("unet", "varnet")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("step", "cosine", "none")
 LOSSES = ("l1", "ssim")
@@ -27,7 +28,11 @@ class TrainConfig:
     train_dir: str = ""
     val_dir: str = ""
     run_dir: str = ""
-    # model
+    # model: "unet" or "varnet" (E2E-VarNet: cascades, sensitivity U-Net; chans/pools/norm are its cascades' U-Nets)
+    model: str = "unet"
+    cascades: int = 12
+    sens_chans: int = 8
+    sens_pools: int = 4
     chans: int = 32
     pools: int = 4
     norm: str = "group"
@@ -71,6 +76,12 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` (one sentence) for an unusable value."""
         checks = [
+            (self.model in MODEL_KINDS, f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}"),
+            (self.cascades >= 1 and self.sens_chans >= 1 and self.sens_pools >= 1,
+             "cascades, sens_chans and sens_pools must be positive"),
+            (self.model != "varnet" or (self.pools <= 4 and self.sens_pools <= 4),
+             "the VarNet's U-Nets take at most 4 pools (inputs are padded to a multiple of 16)"),
+            (self.model != "varnet" or not self.residual, "residual applies to the U-Net only"),
             (self.norm in NORM_TYPES, f"norm must be one of {', '.join(NORM_TYPES)}, got {self.norm!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),

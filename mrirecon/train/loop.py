@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from mrirecon.mri.crop import center_crop
 from mrirecon.pipelines.common import stderr_console
 from mrirecon.train.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 from mrirecon.train.config import TrainConfig
@@ -99,7 +100,35 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_run_files(run_dir: Path, history: list[dict[str, Any]]) -> None:
+def model_outputs(
+    forward: Callable[..., torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    kind: str,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's output for a training batch and its target, both ``(B, 1, h, w)`` float, on
+    the scale the loss compares: per-image normalised for the U-Net; for the VarNet the RSS
+    image cropped to the target, both divided by the volume maximum (fastMRI's data range)."""
+    if kind == "varnet":
+        target = batch["target"].to(device, non_blocking=True)
+        with autocast(device, amp):
+            output = forward(batch["kspace"].to(device, non_blocking=True), batch["mask"].to(device, non_blocking=True),
+                             batch["num_low"].to(device))
+        output = center_crop(output.float(), tuple(target.shape[-2:]))
+        scale = batch["max"].to(device).view(-1, 1, 1)
+        return (output / scale).unsqueeze(1), (target / scale).unsqueeze(1)
+    image = batch["image"].to(device, non_blocking=True).unsqueeze(1)
+    target = batch["target"].to(device, non_blocking=True).unsqueeze(1)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    with autocast(device, amp):
+        output = forward(image)
+    return output.float(), target
+
+
+def write_run_files(run_dir: Path, history: list[dict[str, Any]], label: str = "U-Net") -> None:
     """``metrics.jsonl`` (one line per epoch) and ``curves.png`` (loss and validation SSIM)."""
     _write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     if not history:
@@ -116,7 +145,7 @@ def write_run_files(run_dir: Path, history: list[dict[str, Any]]) -> None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("L1 loss (normalised)")
     ax_loss.legend()
-    ax_ssim.plot(epochs, [h["val_ssim"] for h in history], "o-", color="C2", label="U-Net")
+    ax_ssim.plot(epochs, [h["val_ssim"] for h in history], "o-", color="C2", label=label)
     if history[0].get("val_zf_ssim") is not None:
         ax_ssim.axhline(history[0]["val_zf_ssim"], color="grey", ls="--", label="zero-filled")
     ax_ssim.set_xlabel("epoch")
@@ -137,7 +166,7 @@ def train(
     quiet: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train a U-Net as ``config`` says, writing into ``config.run_dir`` (rank 0 only).
+    """Train the model ``config`` names (U-Net or VarNet) as it says, writing into ``config.run_dir`` (rank 0 only).
 
     ``resume_state`` is a loaded ``last.pt``: the run continues from exactly where it
     stopped. ``on_step(step)`` is called after every optimiser step.
@@ -175,7 +204,7 @@ def _train(
         model = model.to(memory_format=torch.channels_last)
 
     train_set = SliceDataset(list_volumes(config.train_dir), config.mask_spec, train=True, seed=config.seed,
-                             rank=info.rank)
+                             rank=info.rank, kind=config.model)
     val_files = list_volumes(config.val_dir)
     sampler = EpochSampler(len(train_set), shuffle=True, seed=config.seed, rank=info.rank, world=info.world)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)
@@ -228,6 +257,7 @@ def _train(
                 "history": history,
                 "best_ssim": best_ssim,
                 "config": config.to_dict(),
+                "model_kind": config.model,
             })
 
     if info.is_main:
@@ -273,21 +303,16 @@ def _train(
                     if stop.requested:  # a worker died of the same Ctrl-C
                         break
                     raise
-                image = batch["image"].to(device, non_blocking=True).unsqueeze(1)
-                target = batch["target"].to(device, non_blocking=True).unsqueeze(1)
-                if channels_last:
-                    image = image.contiguous(memory_format=torch.channels_last)
-                with autocast(device, config.amp):
-                    output = forward(image)
-                loss = loss_fn(output.float(), target)
+                output, target = model_outputs(forward, batch, device, config.model, config.amp, channels_last)
+                loss = loss_fn(output, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 step += 1
                 epoch_step += 1
-                loss_sum += loss.detach().double() * image.shape[0]
-                seen += image.shape[0]
+                loss_sum += loss.detach().double() * output.shape[0]
+                seen += output.shape[0]
                 if on_step is not None:
                     on_step(step)
                 if show:
@@ -321,7 +346,7 @@ def _train(
                 checkpoint("best.pt")
             checkpoint("last.pt")
             if info.is_main:
-                write_run_files(run_dir, history)
+                write_run_files(run_dir, history, "VarNet" if config.model == "varnet" else "U-Net")
             if show:
                 progress.console.print(
                     f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, val loss {val.loss:.4f}, "
