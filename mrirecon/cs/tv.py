@@ -1,8 +1,7 @@
 """2D total variation with periodic forward differences, batched over slices.
 
-``grad`` maps images ``(..., H, W)`` to ``(..., 2, H, W)`` (row and column differences);
-``grad_adjoint`` is its exact adjoint. Periodic boundaries make ``grad^H grad`` diagonal in
-Fourier space (``laplacian_spectrum``), which the ADMM solver uses for closed-form updates.
+``grad``, ``grad_adjoint`` and ``laplacian_spectrum`` live in ``mrirecon.ops.finite_diff``
+(re-exported here); this module holds the TV norms and their proxes used by the TV solvers.
 
 ``kind`` is ``"isotropic"`` (``sum sqrt(|dy|^2 + |dx|^2)``) or ``"anisotropic"``
 (``sum |dy| + |dx|``); complex images use complex magnitudes.
@@ -10,24 +9,11 @@ Fourier space (``laplacian_spectrum``), which the ADMM solver uses for closed-fo
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from mrirecon.ops.finite_diff import grad, grad_adjoint, laplacian_spectrum  # noqa: F401 (re-exported)
+
 TV_KINDS = ("isotropic", "anisotropic")
-
-
-def grad(x: torch.Tensor) -> torch.Tensor:
-    """Periodic forward differences along rows and columns: ``(..., H, W)`` -> ``(..., 2, H, W)``."""
-    dy = torch.roll(x, shifts=-1, dims=-2) - x
-    dx = torch.roll(x, shifts=-1, dims=-1) - x
-    return torch.stack((dy, dx), dim=-3)
-
-
-def grad_adjoint(g: torch.Tensor) -> torch.Tensor:
-    """The adjoint of ``grad`` (minus the backward-difference divergence)."""
-    dy, dx = g.unbind(dim=-3)
-    return (torch.roll(dy, shifts=1, dims=-2) - dy) + (torch.roll(dx, shifts=1, dims=-1) - dx)
 
 
 def _abs2(x: torch.Tensor) -> torch.Tensor:
@@ -73,12 +59,3 @@ def project_dual(q: torch.Tensor, t: torch.Tensor | float, kind: str) -> torch.T
     t = _expand(t, q)
     mag = magnitude(q, kind)
     return q * torch.clamp(t / torch.clamp(mag, min=1e-30), max=1.0)
-
-
-def laplacian_spectrum(height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """Eigenvalues of ``grad^H grad`` in the (uncentred) DFT basis: ``4 sin^2(pi k/H) + 4 sin^2(pi l/W)``."""
-    ky = torch.arange(height, device=device, dtype=torch.float32)
-    kx = torch.arange(width, device=device, dtype=torch.float32)
-    ly = 4.0 * torch.sin(math.pi * ky / height).square()
-    lx = 4.0 * torch.sin(math.pi * kx / width).square()
-    return ly[:, None] + lx[None, :]

@@ -25,6 +25,7 @@ from mrirecon.io.errors import InputError
 from mrirecon.mri.crop import center_crop
 from mrirecon.mri.espirit import espirit
 from mrirecon.mri.fft import ifft2c
+from mrirecon.ops.sense import normalise_maps  # noqa: F401 (re-exported: the one normalisation)
 
 SENS_METHODS = ("espirit", "acs")
 
@@ -98,11 +99,7 @@ def low_res_images(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor
 def acs_maps(kspace: torch.Tensor, calib: tuple[int, int], images: torch.Tensor | None = None) -> torch.Tensor:
     """Low-resolution maps: the ``low_res_images`` divided by their RSS (unit norm everywhere)."""
     images = low_res_images(kspace, calib) if images is None else images
-    c = images.shape[1]
-    norm = torch.linalg.vector_norm(images, dim=1, keepdim=True)
-    floor = 1e-6 * norm.amax(dim=(-2, -1), keepdim=True).clamp(min=1e-30)
-    uniform = torch.full_like(images, 1.0 / c**0.5)
-    return torch.where(norm > floor, images / torch.clamp(norm, min=1e-30), uniform)
+    return normalise_maps(images, floor=1e-6)
 
 
 def estimate_maps(
@@ -143,13 +140,6 @@ def estimate_maps(
     return SensitivityResult(result.maps, "espirit", notes)
 
 
-def normalise_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Scale maps ``(S, C, H, W)`` to unit norm per pixel (pixels where all coils are 0 get ``1/sqrt(C)``)."""
-    norm = torch.linalg.vector_norm(maps, dim=1, keepdim=True)
-    uniform = torch.full_like(maps, 1.0 / maps.shape[1] ** 0.5)
-    return torch.where(norm > 0, maps / torch.clamp(norm, min=1e-30), uniform)
-
-
 def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:
     """Maps from ``path`` (``.npy`` or ``.h5`` dataset ``sens_maps``) for k-space ``(S, C, H, W)``,
     broadcast over slices when stored as ``(C, H, W)`` and normalised to unit norm."""
@@ -162,15 +152,12 @@ def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:
         except (ValueError, OSError) as exc:
             raise InputError(path, "is not a .npy array file") from exc
     elif path.suffix in (".h5", ".hdf5"):
-        import h5py
+        from mrirecon.io.h5_input import open_h5, read_dataset
 
-        try:
-            with h5py.File(path, "r") as handle:
-                if "sens_maps" not in handle:
-                    raise InputError(path, "has no 'sens_maps' dataset")
-                data = handle["sens_maps"][()]
-        except OSError as exc:
-            raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
+        with open_h5(path) as handle:
+            data = read_dataset(handle, "sens_maps", path)
+        if data is None:
+            raise InputError(path, "has no 'sens_maps' dataset")
     else:
         raise InputError(path, "sensitivity maps must be a .npy file or an .h5 file with a 'sens_maps' dataset")
     s, c, h, w = kspace_shape
@@ -186,4 +173,6 @@ def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:
     maps = torch.from_numpy(np.ascontiguousarray(data).astype(np.complex64))
     if not torch.isfinite(torch.view_as_real(maps)).all():
         raise InputError(path, "sensitivity maps have NaN or Inf values")
+    if not bool(maps.abs().amax(dim=(1, 2, 3)).gt(0).all()):
+        raise InputError(path, "sensitivity maps are all zero (in every coil of at least one slice)")
     return normalise_maps(maps).expand(s, c, h, w)
