@@ -88,6 +88,17 @@ def reconstruct_volume(
     return VolumeRecon(torch.cat(parts).numpy().astype(np.float32), l1_sum, pixels)
 
 
+def varnet_forward(
+    model: VarNet, kspace: torch.Tensor, mask: torch.Tensor, padding: tuple[int, int] | None, *, amp: bool = False
+) -> torch.Tensor:
+    """The VarNet's image ``(S, H, W)`` (full grid, not yet cropped) for multi-coil k-space on its
+    device; ``mask`` (``(W,)`` or ``(H, W)``) is applied within the acquired columns ``padding``."""
+    inputs = varnet_inputs(kspace, mask, (kspace.shape[-2], kspace.shape[-1]), padding)
+    with autocast(kspace.device, amp):
+        output = model(inputs.kspace, inputs.mask)
+    return output.float()
+
+
 def _varnet_volume(
     model: VarNet,
     volume: Volume,
@@ -104,7 +115,7 @@ def _varnet_volume(
         raise InputError(volume.path, "is single-coil; the VarNet needs multi-coil data, so use a U-Net checkpoint")
     if mask is None:
         mask = volume.mask if volume.mask is not None else np.ones(volume.num_cols, dtype=bool)
-    mask_t = torch.from_numpy(np.asarray(mask, dtype=bool))
+    mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).to(device)
     scale = float(target.max()) if target is not None else 1.0
     was_training = model.training
     model.eval()
@@ -113,10 +124,7 @@ def _varnet_volume(
     for start in range(0, volume.num_slices, batch_size):
         stop = min(start + batch_size, volume.num_slices)
         kspace = torch.from_numpy(volume.read_kspace(start, stop)).to(device, non_blocking=True)
-        inputs = varnet_inputs(kspace, mask_t, crop, volume.padding)
-        with autocast(device, amp):
-            output = model(inputs.kspace, inputs.mask)
-        output = center_crop(output.float(), recon_crop_size(tuple(output.shape[-2:]), crop))
+        output = center_crop(varnet_forward(model, kspace, mask_t, volume.padding, amp=amp), crop)
         if target is not None:
             part = torch.from_numpy(target[start:stop]).to(device)
             l1_sum += float((output - center_crop(part, output.shape[-2:])).abs().sum()) / max(scale, 1e-30)

@@ -270,6 +270,7 @@ def _train(
         return TrainResult(run_dir, step, epoch, history, best_ssim, zf, interrupted, model)
 
     stop = _StopRequest()
+    clock = time.perf_counter()
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -280,7 +281,7 @@ def _train(
     )
     with stop.installed(), Progress(*columns, console=stderr_console, disable=not show) as progress:
         while epoch < config.epochs:
-            if config.max_steps is not None and step >= config.max_steps:
+            if _budget_spent(config, step, clock):
                 checkpoint("last.pt")
                 return result(False)
             task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch,
@@ -317,9 +318,7 @@ def _train(
                         rate = seen * info.world / max(time.perf_counter() - started, 1e-9)
                         fields = {"loss": f"{loss.item():.4f}", "rate": f"{rate:.1f}"}
                     progress.update(task, advance=1, **fields)
-                if _should_stop(stop.requested, info, device) or (
-                    config.max_steps is not None and step >= config.max_steps
-                ):
+                if _should_stop(stop.requested, info, device) or _budget_spent(config, step, clock):
                     break
             epoch_loss += torch.tensor([loss_sum.item(), seen], dtype=torch.float64)
             if _should_stop(stop.requested, info, device) or epoch_step < steps_per_epoch:
@@ -350,6 +349,14 @@ def _train(
                     + (" (best so far)" if improved else ""), highlight=False)
             barrier(info)
     return result(False)
+
+
+def _budget_spent(config: TrainConfig, step: int, clock: float) -> bool:
+    """Whether ``max_steps`` or the wall-clock ``max_minutes`` of this session is used up
+    (the time budget is for benchmarks: it makes a run depend on the machine's speed)."""
+    if config.max_steps is not None and step >= config.max_steps:
+        return True
+    return config.max_minutes is not None and time.perf_counter() - clock >= 60.0 * config.max_minutes
 
 
 def _should_stop(requested: bool, info: DistInfo, device: torch.device) -> bool:
