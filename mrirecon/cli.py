@@ -390,6 +390,7 @@ def train_command(
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML preset, e.g. configs/unet_singlecoil.yaml."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10).", callback=finite(1)),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all.", callback=finite(0)),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this many minutes of training (benchmarks; not deterministic).", callback=finite(0, above=True)),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1).", callback=finite(1)),
     norm: Optional[str] = typer.Option(None, "--norm", help="group (default), instance, batch, layer or none."),
     groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels).", callback=finite(1)),
@@ -398,7 +399,10 @@ def train_command(
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0).", callback=finite(0)),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="step (default), cosine or none."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 (default) or ssim."),
-    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32).", callback=finite(1)),
+    model: Optional[str] = typer.Option(None, "--model", help="unet (default) or varnet (E2E-VarNet; multi-coil data only)."),
+    cascades: Optional[int] = typer.Option(None, "--cascades", help="VarNet cascades (default 12).", callback=finite(1)),
+    sens_chans: Optional[int] = typer.Option(None, "--sens-chans", help="Channels of the VarNet's sensitivity U-Net (default 8).", callback=finite(1)),
+    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32; VarNet: each cascade's U-Net).", callback=finite(1)),
     pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4).", callback=finite(1)),
     residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="Add the input to the output (default off, as fastMRI)."),
     mask: Optional[MaskType] = typer.Option(None, "--mask", help="Training/validation mask type (default random)."),
@@ -415,9 +419,10 @@ def train_command(
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Train a U-Net on (zero-filled, fully sampled) image pairs; torchrun runs it with DDP.
+    """Train a U-Net (zero-filled image -> target) or an E2E-VarNet (masked multi-coil k-space -> target); torchrun runs it with DDP.
 
     Example: mrirecon train --train data/train --val data/val -o runs/unet --config configs/unet_singlecoil.yaml
+    Example: mrirecon train --train data/train --val data/val -o runs/varnet --config configs/varnet_tiny.yaml
     """
     import json
 
@@ -427,9 +432,9 @@ def train_command(
         "train_dir": None if train_dir is None else str(train_dir),
         "val_dir": None if val_dir is None else str(val_dir),
         "run_dir": str(run_dir),
-        "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "norm": norm, "groups": groups,
+        "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "batch_size": batch_size, "norm": norm, "groups": groups,
         "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "loss": loss,
-        "chans": chans, "pools": pools, "residual": residual, "mask": None if mask is None else mask.value, "accel": accel,
+        "model": model, "cascades": cascades, "sens_chans": sens_chans, "chans": chans, "pools": pools, "residual": residual, "mask": None if mask is None else mask.value, "accel": accel,
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
         "workers": workers, "seed": seed,
     }
