@@ -91,7 +91,7 @@ def infer_rate(model, shape, device, batch: int, repeats: int, amp: bool, channe
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, help="Folder with train/ and val/ (default: generate sample scans).")
+    parser.add_argument("--data", type=Path, help="Folder with train/ and val/ (generated sample scans where missing).")
     parser.add_argument("--challenge", default="singlecoil", choices=["singlecoil", "multicoil"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=20, help="Timed training steps per model.")
@@ -113,7 +113,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     data = args.data or Path(tempfile.mkdtemp(prefix="bench_train_"))
-    if not any((data / "train").glob("*.h5")):
+    if args.data is None or not all(any((data / name).glob("*.h5")) for name in ("train", "val")):
         sample_sets(data, args.challenge, train_volumes=4, val_volumes=2, slices=8, preset=args.preset,
                     device="cuda" if device.type == "cuda" else "cpu")
     train_dir, val_dir = data / "train", data / "val"
