@@ -5,7 +5,7 @@
   be written) exits 1, like a failed file;
 - anything else prints ``error: unexpected error: <type>: <message> (run with --debug for the
   traceback)`` and exits 1;
-- ``--debug`` lets the exception (and its traceback) through;
+- ``--debug`` prints the traceback first; the sentence and the exit code stay the same;
 - Ctrl-C (``KeyboardInterrupt``) prints "interrupted" and exits 130 (128 + SIGINT), never 0.
 
 ``GuardedGroup`` applies this to every command of the Typer app, so a failure anywhere in a
@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import traceback
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, TypeVar
 
@@ -65,6 +66,14 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     )
 
 
+def fail_with(exc: BaseException, debug: bool) -> NoReturn:
+    """Exit for ``exc`` with its one sentence and code, after its traceback when ``debug``."""
+    if debug:
+        stderr_console.print("".join(traceback.format_exception(exc)), highlight=False, markup=False, end="")
+    message, code = describe_failure(exc)
+    fail(message, code)
+
+
 def guarded(debug: bool, call: Callable[[], T]) -> T:
     """Run ``call``; a failure becomes one sentence and its exit code (the traceback with ``debug``)."""
     try:
@@ -72,10 +81,7 @@ def guarded(debug: bool, call: Callable[[], T]) -> T:
     except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
         raise
     except Exception as exc:
-        if debug:
-            raise
-        message, code = describe_failure(exc)
-        fail(message, code)
+        fail_with(exc, debug)
 
 
 class GuardedGroup(TyperGroup):
@@ -94,10 +100,7 @@ class GuardedGroup(TyperGroup):
             stderr_console.print("[red]interrupted[/red]", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
-            if debug:
-                raise
-            message, code = describe_failure(exc)
-            fail(message, code)
+            fail_with(exc, debug)
 
 
 # --- option validation (Typer callbacks: run while parsing, before any file is touched) ------

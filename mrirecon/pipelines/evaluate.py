@@ -114,28 +114,53 @@ class EvalSummary:
         }
 
 
-def evaluate(
-    target_dir: str | Path, pred_dir: str | Path, config: EvalConfig, quiet: bool = False, debug: bool = False
-) -> EvalSummary:
-    """Score every prediction in ``pred_dir`` against the target of the same name in ``target_dir``.
+def scoring_pairs(target: str | Path, pred: str | Path) -> dict[Path, Path]:
+    """Each target file and the prediction it is scored against.
 
-    Raises ``InputError`` for a missing folder, a folder without ``*.h5`` files, or when the
+    ``target`` and ``pred`` are folders (each target ``*.h5`` with the prediction of the same
+    name), a folder and a file (the file with the file of the same name in the folder), or two
+    files. Raises ``InputError`` for a missing path or a target folder without ``*.h5`` files.
+    """
+    target, pred = Path(target), Path(pred)
+    for path, what in ((target, "target"), (pred, "prediction")):
+        if not path.exists():
+            raise InputError(path, f"{what} file or folder does not exist")
+    if target.is_dir():
+        if not pred.is_dir():
+            if not (target / pred.name).is_file():
+                raise InputError(pred, f"has no target of the same name in {target}")
+            return {target / pred.name: pred}
+        targets = expand_inputs([target])
+        if not targets:
+            raise InputError(target, "has no *.h5 target files")
+        return {t: pred / t.name for t in targets}
+    return {target: pred / target.name if pred.is_dir() else pred}
+
+
+def evaluate(
+    target: str | Path,
+    pred: str | Path,
+    config: EvalConfig,
+    quiet: bool = False,
+    debug: bool = False,
+    label: str = "eval",
+) -> EvalSummary:
+    """Score the predictions in ``pred`` against the targets in ``target`` (files or folders,
+    see ``scoring_pairs``); ``label`` names the progress bar.
+
+    Raises ``InputError`` for a missing path, a folder without ``*.h5`` files, or when the
     filters leave no volume. A volume that cannot be scored (no prediction, bad shapes, ...)
     is recorded in ``failed`` and the others go on.
     """
     start = time.perf_counter()
     config.validate()
     device = resolve_device(config.device)
-    target_dir, pred_dir = Path(target_dir), Path(pred_dir)
-    for folder, what in ((target_dir, "target"), (pred_dir, "prediction")):
-        if not folder.is_dir():
-            raise InputError(folder, f"{what} folder does not exist" if not folder.exists() else "is not a folder")
-    targets = expand_inputs([target_dir])
-    if not targets:
-        raise InputError(target_dir, "has no *.h5 target files")
+    pairs = scoring_pairs(target, pred)
+    target_dir = Path(target)
 
     batch = run_batch(
-        "eval", targets, lambda p: _score_file(p, pred_dir / p.name, config, device), quiet=quiet, debug=debug
+        "eval", list(pairs), lambda p: _score_file(p, pairs[p], config, device), quiet=quiet, debug=debug,
+        description=label,
     )
 
     summary = EvalSummary(device=str(device))

@@ -28,6 +28,7 @@ from mrirecon.train.distributed import DistInfo, all_reduce_sum, barrier, init_d
 from mrirecon.train.inference import autocast
 from mrirecon.train.optim import make_optimizer, make_scheduler
 from mrirecon.train.validate import ValidationResult, validate
+from mrirecon.train.workers import loader_workers
 
 
 @dataclass
@@ -41,7 +42,7 @@ class TrainResult:
     best_ssim: float | None
     zero_filled: ValidationResult | None
     interrupted: bool
-    model: torch.nn.Module = field(repr=False)
+    model: torch.nn.Module | None = field(repr=False)  # None when a resumed run was already complete
 
 
 class _StopRequest:
@@ -171,13 +172,16 @@ def _train(
     val_files = list_volumes(config.val_dir)
     sampler = EpochSampler(len(train_set), shuffle=True, seed=config.seed, rank=info.rank, world=info.world)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)
+    workers, workers_warning = loader_workers(config.workers)
+    if workers_warning and show:
+        stderr_console.print(f"[yellow]warning[/yellow] {workers_warning}", highlight=False)
     loader = DataLoader(
         train_set,
         batch_size=config.batch_size,
         sampler=sampler,
-        num_workers=config.workers,
+        num_workers=workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=config.workers > 0,
+        persistent_workers=workers > 0,
         drop_last=False,
     )
     optimizer = make_optimizer(model.parameters(), config)
