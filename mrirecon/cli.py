@@ -11,17 +11,16 @@ import typer
 from rich.markup import escape
 
 from mrirecon import __version__
-from mrirecon.cli_errors import GuardedGroup, fail, guarded, output_file
+from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.io.errors import OutputExistsError
 from mrirecon.pipelines.common import BatchSummary, stderr_console
 
 #: ``--help`` groups the commands by pipeline stage, in this order.
-DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT = "Data", "Reconstruct", "Train", "Score", "Export"
-PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE, EXPORT)
+DATA, RECONSTRUCT, TRAIN, SCORE = "Data", "Reconstruct", "Train", "Score"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
 #: Within a stage, the order a user runs them in; commands not named here follow, as defined.
-COMMAND_ORDER = ("sample-data", "convert", "subsample", "zf-recon", "cs-recon", "unet-recon", "train", "eval", "compare",
-                 "export")
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "export", "zf-recon", "cs-recon", "unet-recon", "status", "train", "eval", "compare")
 
 
 class PipelineOrder(GuardedGroup):
@@ -112,11 +111,13 @@ def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> Non
     if quiet:
         for result in summary.failed:
             stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
-    else:
+    elif "dry_run" not in summary.extra:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
+        kept = [f"{len(summary.with_status(s))} {s}" for s in ("skipped", "redone") if summary.with_status(s)]
+        detail = f" ({', '.join(kept)})" if kept else ""
         stderr_console.print(
-            f"[{colour}]{summary.command}: {n_ok} file(s) done, {n_bad} failed[/{colour}]", highlight=False
+            f"[{colour}]{summary.command}: {n_ok} file(s) done{detail}, {n_bad} failed[/{colour}]", highlight=False
         )
     write_json(summary.to_json(), json_path)
     if summary.failed:
@@ -147,24 +148,59 @@ def mask_spec(mask: Optional[MaskType], accel: Optional[int], center_fraction: O
 
 
 MaskOption = typer.Option(None, "--mask", help="Mask type (fastMRI's column masks, or 2D 'poisson').")
-AccelOption = typer.Option(None, "--accel", help="Acceleration factor, e.g. 4 or 8.")
+AccelOption = typer.Option(None, "--accel", help="Acceleration factor, e.g. 4 or 8.", callback=finite(1, above=True))
 CenterOption = typer.Option(
-    None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x)."
-)
+    None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x).", callback=finite(0, 1, above=True, below=True))
 SeedOption = typer.Option(
-    None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it."
-)
+    None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it.", callback=finite(0, 2**32 - 1))
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
+
+# Batch options of every command that writes one output per input (see "On a cluster" in the README).
+ShardOption = typer.Option(
+    None, "--shard", help="Process shard I of N (0-based, e.g. 0/4), files balanced by size. Default: from "
+    "SLURM_ARRAY_TASK_ID/_COUNT/_MIN, split again over torchrun's RANK/WORLD_SIZE.", rich_help_panel="Batch",
+)
+SkipExistingOption = typer.Option(
+    False, "--skip-existing", help="Keep outputs that are complete and written with the same options; redo "
+    "partial, invalid or other-option ones.", rich_help_panel="Batch",
+)
+DryRunOption = typer.Option(False, "--dry-run", help="Print this shard's files (input TAB output) and stop.",
+                            rich_help_panel="Batch")
+RequeueOption = typer.Option(
+    False, "--requeue", help="On SIGTERM/SIGUSR1, requeue this SLURM job (scontrol requeue $SLURM_JOB_ID) after "
+    "stopping.", rich_help_panel="Batch",
+)
+GraceOption = typer.Option(
+    30.0, "--grace", help="Seconds the file in progress may still take after SIGTERM/SIGINT/SIGUSR1; then it is "
+    "abandoned (nothing half-written). Exit status 128+signal.", rich_help_panel="Batch",
+)
+
+
+def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float):
+    """The ``BatchOptions`` of the batch flags (a bad ``--shard`` is exit 2)."""
+    from mrirecon.pipelines.batch import BatchOptions
+    from mrirecon.pipelines.shard import parse_shard
+
+    try:
+        parsed = None if shard is None else parse_shard(shard)
+    except ValueError as exc:
+        fail(str(exc))
+    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace)
 
 
 @app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
     inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names).", callback=output_folder),
     mask: MaskType = typer.Option(MaskType.random, "--mask", help="Mask type."),
-    accel: int = typer.Option(4, "--accel", help="Acceleration factor."),
+    accel: int = typer.Option(4, "--accel", help="Acceleration factor.", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -177,8 +213,10 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
-    config = SubsampleConfig(mask=spec, overwrite=overwrite)
     refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
+                             dry_run=dry_run, requeue=requeue, grace=grace)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -186,13 +224,18 @@ def subsample_command(
 @app.command("zf-recon", rich_help_panel=RECONSTRUCT)
 def zf_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
-    batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device."),
+    batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -208,7 +251,8 @@ def zf_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
     refuse_existing(overwrite, json_path)
-    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
@@ -293,7 +337,7 @@ class ExportFormat(str, Enum):
     png = "png"
 
 
-@app.command("export", rich_help_panel=EXPORT)
+@app.command("export", rich_help_panel=DATA)
 def export_command(
     inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
     fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
@@ -333,29 +377,29 @@ def export_command(
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
     val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
-    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves."),
+    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves.", callback=output_folder),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML preset, e.g. configs/unet_singlecoil.yaml."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10).", callback=finite(1)),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all.", callback=finite(0)),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1).", callback=finite(1)),
     norm: Optional[str] = typer.Option(None, "--norm", help="group (default), instance, batch, layer or none."),
-    groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels)."),
+    groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels).", callback=finite(1)),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam (default), rmsprop or sgd (with momentum)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-3).", callback=finite(0, above=True)),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0).", callback=finite(0)),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="step (default), cosine or none."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 (default) or ssim."),
-    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32)."),
-    pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4)."),
+    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32).", callback=finite(1)),
+    pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4).", callback=finite(1)),
     residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="Add the input to the output (default off, as fastMRI)."),
     mask: Optional[MaskType] = typer.Option(None, "--mask", help="Training/validation mask type (default random)."),
-    accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4)."),
+    accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4).", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0).", callback=finite(0)),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks.", callback=finite(0, 2**32 - 1)),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start a new run in an --out folder that holds one (its files are replaced)."),
     quiet: bool = QuietOption,
@@ -400,14 +444,19 @@ def train_command(
 def unet_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
-    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device."),
+    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -422,7 +471,8 @@ def unet_recon_command(
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
     refuse_existing(overwrite, json_path)
-    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
@@ -437,11 +487,10 @@ def eval_command(
     ),
     acquisition: Optional[str] = typer.Option(None, "--acquisition", help="Only volumes of this acquisition, e.g. CORPD_FBK."),
     acceleration: Optional[float] = typer.Option(
-        None, "--acceleration", help="Only volumes of this acceleration (attribute of the target, else of the prediction)."
-    ),
-    min_ssim: Optional[float] = typer.Option(None, "--min-ssim", help="Exit 1 if the mean SSIM is below this."),
-    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this."),
-    max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this."),
+        None, "--acceleration", help="Only volumes of this acceleration (attribute of the target, else of the prediction).", callback=finite(1, above=True)),
+    min_ssim: Optional[float] = typer.Option(None, "--min-ssim", help="Exit 1 if the mean SSIM is below this.", callback=finite(-1, 1)),
+    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this.", callback=finite()),
+    max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this.", callback=finite(0)),
     device: str = DeviceOption,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
     quiet: bool = QuietOption,
@@ -485,12 +534,11 @@ def eval_command(
 @app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     lam: Optional[float] = typer.Option(
-        None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration."
-    ),
-    iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration)."),
-    tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this."),
+        None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration.", callback=finite(0)),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
+    tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
     tv: str = typer.Option("isotropic", "--tv", help="isotropic or anisotropic total variation."),
     sens: str = typer.Option(
@@ -506,17 +554,20 @@ def cs_recon_command(
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
     batch_slices: Optional[int] = typer.Option(
-        None, "--batch-slices", help="Slices per batch (default: the whole volume on CUDA, 8 on a CPU; halved on CUDA OOM)."
-    ),
+        None, "--batch-slices", help="Slices per batch (default: the whole volume on CUDA, 8 on a CPU; halved on CUDA OOM).", callback=finite(1)),
     coil_energy: float = typer.Option(
-        0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils)."
-    ),
+        0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils).", callback=finite(0, 1, above=True)),
     full_readout: bool = typer.Option(
         False, "--full-readout", help="Solve on the whole readout. By default, with a column mask only the output rows "
         "plus a margin are solved (exact for the data term: the readout is fully sampled; ~2x faster on fastMRI's "
         "oversampled readout). 2D masks always use the whole grid."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the objective per iteration."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -534,7 +585,8 @@ def cs_recon_command(
         coil_energy=coil_energy, full_readout=full_readout,
     )
     refuse_existing(overwrite, json_path)
-    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 class SamplePreset(str, Enum):
@@ -552,14 +604,15 @@ def sample_data_command(
         help="small: 256x144 k-space, 128x128 targets, 8 slices (seconds); knee: fastMRI knee sizes, "
         "640x368 k-space, 320x320 targets, 35 slices (realistic benchmarks, slower, about 1 GB per multi-coil file).",
     ),
-    volumes: int = typer.Option(4, "--volumes", help="Number of volumes (files)."),
-    slices: Optional[int] = typer.Option(None, "--slices", help="Slices per volume (default: 8 small, 35 knee)."),
+    volumes: int = typer.Option(4, "--volumes", help="Number of volumes (files).", callback=finite(1)),
+    slices: Optional[int] = typer.Option(None, "--slices", help="Slices per volume (default: 8 small, 35 knee).", callback=finite(1)),
     coils: Optional[int] = typer.Option(
         None,
         "--coils",
         help="Receive coils (default: 8 small, 15 knee). Single-coil files emulate one coil from this array.",
+        callback=finite(1),
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same bytes; another, other anatomy."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same bytes; another, other anatomy.", callback=finite(0, 2**32 - 1)),
     device: str = typer.Option("cpu", "--device", help="cpu (default: reproducible bytes), cuda or auto."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
@@ -586,7 +639,9 @@ def compare_command(
     preds: List[str] = typer.Option(
         ..., "--pred", help="NAME=PATH: one method's reconstruction file or folder; repeat per method."
     ),
-    png: Optional[Path] = typer.Option(None, "--png", help="Write a figure: target, reconstructions, error maps."),
+    png: Optional[Path] = typer.Option(
+        None, "--png", help="Write a figure: target, reconstructions, error maps.", callback=output_file
+    ),
     challenge: Optional[Challenge] = typer.Option(None, "--challenge", help="Target dataset, as in eval."),
     device: str = DeviceOption,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --png and --json files."),
@@ -627,6 +682,27 @@ def compare_command(
 
 
 # @@ commands of later issues are added below this line @@
+
+
+@app.command("status", rich_help_panel=RECONSTRUCT)
+def status_command(
+    out_dir: Path = typer.Argument(..., help="The output folder of a batch (its .mrirecon/manifest-*.jsonl)."),
+    inputs: Optional[List[Path]] = typer.Option(
+        None, "--inputs", help="The batch's inputs (files or folders; repeat): adds the pending count."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the merged status as JSON on stdout."),
+    debug: bool = DebugOption,
+) -> None:
+    """Merge the manifests of all shards: done, failed, pending, throughput, slowest files.
+
+    Example: mrirecon status recon/cs --inputs data/val
+    """
+    import json
+
+    from mrirecon.pipelines.status import batch_report, status_text
+
+    report = guarded(debug, lambda: batch_report(out_dir, inputs))
+    sys.stdout.write((json.dumps(report.to_dict(), indent=2) if json_out else status_text(report)) + "\n")
 
 
 def main() -> None:

@@ -93,16 +93,23 @@ def twix_variants(tmp_path_factory) -> dict[str, Path]:
             m["mdb"] = [x.convert_to_local() for x in m["mdb"]]
         return meas
 
-    scaled, plain, averaged = load()[0], load()[0], load()[0]
+    scaled, plain = load()[0], load()[0]
     for mdb in scaled["mdb"]:
         if mdb.is_image_scan():
             mdb.data = mdb.data * 2
-    for mdb in averaged["mdb"]:
-        if mdb.is_image_scan() and mdb.cLin % 2:
-            mdb.mdh.Counter.Ave = 1
-    paths = {"two": folder / "two.dat", "averages": folder / "averages.dat"}
+    paths = {"two": folder / "two.dat"}
     twixtools.write_twix([scaled, plain], str(paths["two"]))
-    twixtools.write_twix([averaged], str(paths["averages"]))
+    for name, counter in (("averages", "Ave"), ("partitions", "Par"), ("echoes", "Eco")):
+        meas = load()[0]
+        for mdb in meas["mdb"]:
+            if mdb.is_image_scan() and mdb.cLin % 2:
+                setattr(mdb.mdh.Counter, counter, 1)
+        paths[name] = folder / f"{name}.dat"
+        twixtools.write_twix([meas], str(paths[name]))
+    partial = load()[0]  # 6/8 partial Fourier: the first quarter of the lines never measured
+    partial["mdb"] = [m for m in partial["mdb"] if not (m.is_image_scan() and m.cLin < 40)]
+    paths["partial"] = folder / "partial.dat"
+    twixtools.write_twix([partial], str(paths["partial"]))
     data = (TWIX / "twixtools_gre_2coil.dat").read_bytes()
     paths["truncated"] = folder / "truncated.dat"
     paths["truncated"].write_bytes(data[: len(data) * 2 // 3])
@@ -122,7 +129,16 @@ def test_twix_last_measurement_by_default_and_measurement_option(tmp_path: Path,
     assert_refused(run_cli("convert", twix_variants["two"], "-o", out, "--measurement", "2"), "out of range", out)
 
 
-@pytest.mark.parametrize("variant,words", [("averages", "multiple averages"), ("truncated", "truncated")])
+@pytest.mark.parametrize(
+    "variant,words",
+    [
+        ("averages", "multiple averages"),
+        ("partitions", "3D partitions"),
+        ("echoes", "multiple echoes"),
+        ("partial", "partial Fourier"),
+        ("truncated", "truncated"),
+    ],
+)
 def test_twix_unsupported_or_truncated_is_one_sentence(tmp_path: Path, twix_variants, variant: str, words: str) -> None:
     out = tmp_path / "out" / "x.h5"
     result = run_cli("convert", twix_variants[variant], "-o", out)
@@ -191,11 +207,12 @@ def write_cfl(base: Path, array: np.ndarray) -> None:
 def test_cfl_to_fastmri_to_cfl_is_exact(tmp_path: Path) -> None:
     kspace = np.load(REAL_DATA / "phantom_gre_8coil_7slices.npy")[:3]
     write_cfl(tmp_path / "ks", fastmri_to_bart(kspace))
-    out = tmp_path / "ks.h5"
+    out = tmp_path / "fastmri" / "ks.h5"
     result = run_cli("convert", tmp_path / "ks.cfl", "-o", out)
     assert result.exit_code == 0, result.stderr
     with open_volume(out) as volume:
         np.testing.assert_array_equal(volume.read_kspace(), kspace)
+    assert len(SliceDataset(out.parent, "multicoil")) == 3
     back = run_cli("export", out, "--format", "cfl", "--kspace", "-o", tmp_path / "back")
     assert back.exit_code == 0, back.stderr
     np.testing.assert_array_equal(read_cfl(tmp_path / "back" / "ks.cfl"), fastmri_to_bart(kspace))
@@ -247,3 +264,13 @@ def test_convert_output_folder_and_empty_npy_are_one_sentence(tmp_path: Path) ->
     assert_refused(result, "empty.npy", tmp_path / "e.h5")
     result = run_cli("convert", empty, "-o", tmp_path / "e.h5", "--format", "npy")
     assert_refused(result, "empty.npy", tmp_path / "e.h5")
+
+
+def test_ismrmrd_data_in_another_file_is_refused(tmp_path: Path, ismrmrd_7slices: Path) -> None:
+    linked = tmp_path / "linked.h5"
+    with h5py.File(linked, "w") as handle:
+        with h5py.File(ismrmrd_7slices) as source:
+            handle["dataset/xml"] = source["dataset/xml"][()]
+        handle["dataset/data"] = h5py.ExternalLink(str(ismrmrd_7slices), "/dataset/data")
+    out = tmp_path / "o.h5"
+    assert_refused(run_cli("convert", linked, "-o", out), "linked.h5", out)

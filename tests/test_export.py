@@ -189,3 +189,22 @@ def test_export_bad_inputs_write_nothing(tmp_path: Path, multislice_recon) -> No
     before = (out / "gre7.png").read_bytes()
     result = run_cli("export", multislice_recon["recon"], "--format", "png", "-o", out)
     assert result.exit_code == 1 and "exists" in result.stderr and (out / "gre7.png").read_bytes() == before
+
+
+def test_geometry_attribute_carried_into_a_recon_file_is_used(tmp_path: Path, scanner_recon) -> None:
+    import nibabel as nib
+
+    with h5py.File(scanner_recon["kspace"]) as handle:
+        geometry = handle.attrs["geometry"]
+    recon = tmp_path / "carried.h5"
+    write_reconstruction(recon, scanner_recon["image"], attrs={"method": "cs-tv", "geometry": geometry})
+    result = run_cli("export", recon, "--format", "nifti", "-o", tmp_path / "out")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    np.testing.assert_allclose(nib.load(tmp_path / "out" / "carried.nii.gz").header.get_zooms(), (1.25, 1.25, 4.0))
+
+
+def test_recon_images_as_cfl(tmp_path: Path, multislice_recon) -> None:
+    assert run_cli("export", multislice_recon["recon"], "--format", "cfl", "-o", tmp_path).exit_code == 0
+    images = read_cfl(tmp_path / "gre7.cfl")
+    assert images.shape[0:2] == (128, 128) and images.shape[13] == 7  # READ, PHS1, ..., SLICE
+    np.testing.assert_array_equal(np.moveaxis(images.reshape(128, 128, 7), 2, 0).real, multislice_recon["image"])

@@ -8,13 +8,14 @@ positions, so everything here is optional and nothing is invented.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as etree
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from mrirecon.io.h5_input import open_h5, read_dataset
 from mrirecon.io.header import ISMRMRD_NS
 from mrirecon.io.raw_scan import Geometry
 
@@ -31,6 +32,34 @@ class ImageGeometry:
     @property
     def known(self) -> bool:
         return self.spacing is not None
+
+    def to_json(self) -> str:
+        """The ``geometry`` attribute: spacing, thickness and, when known, slice placement."""
+        data: dict = {"spacing_mm": list(self.spacing) if self.spacing else None, "thickness_mm": self.thickness}
+        if self.placement is not None:
+            data.update(json.loads(self.placement.to_json()))
+        return json.dumps(data)
+
+    @staticmethod
+    def from_json(text: str) -> "ImageGeometry":
+        data = json.loads(text)
+        spacing = data.get("spacing_mm")
+        placement = Geometry.from_json(text) if "positions" in data else None
+        return ImageGeometry(
+            spacing=(float(spacing[0]), float(spacing[1])) if spacing else None,
+            thickness=float(data["thickness_mm"]) if data.get("thickness_mm") else None,
+            placement=placement,
+        )
+
+    @staticmethod
+    def from_fov(
+        fov_mm: tuple[float, float, float] | None, recon_size: tuple[int, int], placement: Geometry | None
+    ) -> "ImageGeometry":
+        """Spacing = recon FOV / recon matrix; nothing when the FOV is unknown or zero."""
+        if fov_mm is None or fov_mm[0] <= 0 or fov_mm[1] <= 0:
+            return ImageGeometry()
+        spacing = (fov_mm[0] / recon_size[0], fov_mm[1] / recon_size[1])
+        return ImageGeometry(spacing, fov_mm[2] if fov_mm[2] > 0 else None, placement)
 
     def slice_spacing(self) -> float | None:
         """Distance between consecutive slice centres, else the thickness."""
@@ -91,24 +120,20 @@ def _fov_and_matrix(header_xml: bytes) -> tuple[tuple[float, float, float], tupl
 
 
 def geometry_from_file(path: Path) -> ImageGeometry:
-    """The geometry stated by a fastMRI or reconstruction file (its header and attributes): the
-    spacing is the recon FOV over the recon matrix (a different crop keeps the pixel size)."""
-    with h5py.File(path, "r") as handle:
-        header = handle["ismrmrd_header"][()] if "ismrmrd_header" in handle else None
-        geometry_json = handle.attrs.get("geometry")
-    placement = None
-    if geometry_json is not None:
+    """The geometry a fastMRI or reconstruction file states: its ``geometry`` attribute (written by
+    ``convert``, carried into recon files), else its header's recon FOV over the recon matrix."""
+    with open_h5(path) as handle:
+        header = read_dataset(handle, "ismrmrd_header", path)
+        stated = handle.attrs.get("geometry")
+    if stated is not None:
         try:
-            placement = Geometry.from_json(geometry_json if isinstance(geometry_json, str) else geometry_json.decode())
-        except (ValueError, KeyError, TypeError):
-            placement = None
+            return ImageGeometry.from_json(stated if isinstance(stated, str) else bytes(stated).decode())
+        except (ValueError, KeyError, TypeError, IndexError):
+            pass  # an unreadable attribute states nothing; fall back to the header
     if header is None:
-        return ImageGeometry(placement=None)
+        return ImageGeometry()
     found = _fov_and_matrix(header if isinstance(header, bytes) else str(header).encode())
     if found is None:
         return ImageGeometry()
-    (fx, fy, fz), (mx, my) = found
-    if fx <= 0 or fy <= 0 or mx <= 0 or my <= 0:
-        return ImageGeometry()
-    spacing = (fx / mx, fy / my)
-    return ImageGeometry(spacing=spacing, thickness=fz if fz > 0 else None, placement=placement)
+    fov, matrix = found
+    return ImageGeometry.from_fov(fov, matrix, None)

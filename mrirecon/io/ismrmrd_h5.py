@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from mrirecon.io.errors import InputError
+from mrirecon.io.h5_input import read_dataset
 from mrirecon.io.raw_scan import Geometry, RawScan
 
 # ISMRMRD acquisition flags (bit = flag - 1), from ismrmrd.constants.
@@ -58,8 +59,8 @@ def read_ismrmrd(path: str | Path) -> RawScan:
                 raise InputError(path, "has no /dataset/xml header")
             if "data" not in group:
                 raise InputError(path, "has no /dataset/data acquisitions")
-            xml = group["xml"][0]
-            table = group["data"][()]
+            xml = read_dataset(handle, "dataset/xml", path)[0]
+            table = read_dataset(handle, "dataset/data", path)  # inside the file only, plausible size
     except OSError as exc:
         raise InputError(path, f"cannot be read as HDF5 ({exc})") from exc
     header = _parse_xml(path, xml)
@@ -123,6 +124,13 @@ def _scan_from_table(path: Path, header, table: np.ndarray) -> RawScan:
         )
     slices = img["idx"]["slice"].astype(np.int64)
     num_slices = int(slices.max()) + 1
+    acquired = int(image_rows.sum())
+    if num_slices * ey > 4 * acquired:  # checked before allocating what the header declares
+        raise InputError(
+            path,
+            f"declares {num_slices} slice(s) x {ey} columns but holds {acquired} image lines; "
+            "more than 3/4 would be zero padding, which is implausible",
+        )
     data = _stack(path, table["data"][image_rows], num_coils * height)
     kspace = np.zeros((num_slices, num_coils, height, ey), dtype=np.complex64)
     kspace[slices, :, :, lines] = data.reshape(-1, num_coils, height)

@@ -113,6 +113,12 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
             path,
             f"covers lines {lines.min()}..{lines.max()} around centre line {centre_line} (partial Fourier); not supported",
         )
+    if len(images) != num_slices * width:  # checked before allocating what the counters declare
+        raise InputError(
+            path,
+            f"has {len(images)} image readouts for {num_slices} slice(s) x {width} lines: "
+            "undersampled (iPAT), repeated or truncated scans are not supported",
+        )
     kspace = np.zeros((num_slices, coils, height, width), dtype=np.complex64)
     filled = np.zeros((num_slices, width), dtype=np.int32)
     for mdb, line, slc in zip(images, lines, slices):

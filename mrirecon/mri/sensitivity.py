@@ -173,4 +173,6 @@ def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:
     maps = torch.from_numpy(np.ascontiguousarray(data).astype(np.complex64))
     if not torch.isfinite(torch.view_as_real(maps)).all():
         raise InputError(path, "sensitivity maps have NaN or Inf values")
+    if not bool(maps.abs().amax(dim=(1, 2, 3)).gt(0).all()):
+        raise InputError(path, "sensitivity maps are all zero (in every coil of at least one slice)")
     return normalise_maps(maps).expand(s, c, h, w)

@@ -20,6 +20,7 @@ from mrirecon.io.cfl import bart_to_fastmri, read_cfl
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import TARGET_KEYS, check_writable, write_volume
 from mrirecon.io.formats import detect_format, input_files
+from mrirecon.io.image_geometry import ImageGeometry
 from mrirecon.io.ismrmrd_h5 import read_ismrmrd
 from mrirecon.io.npy_import import load_npy_kspace
 from mrirecon.io.raw_scan import RawScan, ismrmrd_header_xml
@@ -143,8 +144,6 @@ def convert_file(in_path: str | Path, out_path: str | Path, config: ConvertConfi
         "source_format": fmt,
         **scan.attrs,
     }
-    if scan.geometry is not None:
-        attrs["geometry"] = scan.geometry.to_json()
     if scan.system:
         attrs["system"] = json.dumps(scan.system)
     if config.prewhiten:
@@ -175,6 +174,10 @@ def convert_file(in_path: str | Path, out_path: str | Path, config: ConvertConfi
         targets[TARGET_KEYS["multicoil" if scan.multicoil else "singlecoil"]] = target
         attrs["max"] = float(target.max())
         attrs["norm"] = float(np.linalg.norm(target))
+    # the source states its FOV for its own recon matrix; a different --recon-size keeps the pixel size
+    geometry = ImageGeometry.from_fov(scan.recon_fov_mm, scan.recon_size or (recon_h, recon_w), scan.geometry)
+    if geometry.known:
+        attrs["geometry"] = geometry.to_json()
     header = ismrmrd_header_xml(
         (height, width),
         (recon_h, recon_w),

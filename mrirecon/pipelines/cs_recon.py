@@ -46,6 +46,7 @@ from mrirecon.mri.crop import recon_crop_size
 from mrirecon.mri.masks import MaskSpec
 from mrirecon.mri.readout import crop_readout, crop_rows, readout_window
 from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, estimate_maps, load_maps, normalise_maps
+from mrirecon.pipelines.batch import BatchOptions
 from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, stderr_console
 from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, recon_file, run_recon
 from mrirecon.pipelines.sampling import SamplingMask
@@ -253,10 +254,10 @@ class TVCompressedSensing(Method):
         return _CSJob(self, volume, sampling, device)
 
 
-def run_options(config: CSConfig, quiet: bool = False, debug: bool = False) -> RunOptions:
-    """The runner's share of ``config``."""
-    return RunOptions(mask=config.mask, device=config.device, batch_slices=config.batch_slices,
-                      overwrite=config.overwrite, quiet=quiet, debug=debug)
+def run_options(config: CSConfig, quiet: bool = False, debug: bool = False, batch: BatchOptions | None = None) -> RunOptions:
+    """The runner's share of ``config``, with the batch options."""
+    return RunOptions.of(batch, mask=config.mask, device=config.device, batch_slices=config.batch_slices,
+                         overwrite=config.overwrite, quiet=quiet, debug=debug)
 
 
 def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
@@ -284,9 +285,10 @@ def cs_recon(
     *,
     quiet: bool = False,
     debug: bool = False,
+    batch: BatchOptions | None = None,
 ) -> BatchSummary:
-    """TV compressed-sensing reconstruction of every input file into ``out_dir``."""
+    """TV compressed-sensing reconstruction of this shard's input files into ``out_dir``."""
     config.validate()
     if config.sens_maps is not None:
         _check_map_shapes(expand_inputs(inputs), config.sens_maps)
-    return run_recon("cs-recon", TVCompressedSensing(config), inputs, out_dir, run_options(config, quiet, debug))
+    return run_recon("cs-recon", TVCompressedSensing(config), inputs, out_dir, run_options(config, quiet, debug, batch))

@@ -19,10 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from mrirecon.io.atomic import write_bytes_atomic
+from mrirecon.io.atomic import current_umask, write_bytes_atomic
+from mrirecon.io.h5_input import get_dataset, open_h5
 from mrirecon.io.cfl import cfl_bytes, fastmri_to_bart
 from mrirecon.io.dicom import SeriesInfo, dicom_series
 from mrirecon.io.errors import InputError, OutputExistsError
@@ -59,21 +59,13 @@ def outputs_for(path: Path, config: ExportConfig) -> list[Path]:
 
 def read_image(path: Path, kspace: bool) -> tuple[np.ndarray, dict]:
     """The array to export (``(S, H, W)`` float image, or complex k-space) and the file's attributes."""
-    if not path.exists():
-        raise InputError(path, "file does not exist")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not a file")
-    if not h5py.is_hdf5(path):
-        raise InputError(path, "is not an HDF5 file")
-    with h5py.File(path, "r") as handle:
+    with open_h5(path) as handle:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
         keys = ["kspace"] if kspace else ["reconstruction", *TARGET_KEYS.values()]
-        key = next((k for k in keys if k in handle and isinstance(handle[k], h5py.Dataset)), None)
+        key = next((k for k in keys if handle.get(k, getlink=True) is not None), None)
         if key is None:
             raise InputError(path, f"has no {' or '.join(repr(k) for k in keys)} dataset")
-        dataset = handle[key]
-        if dataset.external or dataset.is_virtual:
-            raise InputError(path, f"'{key}' is stored outside the file; refusing to read it")
+        dataset = get_dataset(handle, key, path)  # refuses external storage/links, virtual data, implausible sizes
         data = dataset[()]
     if kspace:
         if data.dtype.kind != "c" or data.ndim not in (3, 4):
@@ -119,9 +111,7 @@ def write_series(folder: Path, files: list[bytes], overwrite: bool) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the series from the group
         for index, data in enumerate(files):
             write_bytes_atomic(staging / f"IM{index + 1:04d}.dcm", data, overwrite=False)
         if folder.exists():

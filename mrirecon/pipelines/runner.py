@@ -41,6 +41,7 @@ Example: ``run_recon("zf-recon", ZeroFilled(), ["data/val"], "recon/zf", RunOpti
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -51,11 +52,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from mrirecon.io.errors import InputError
-from mrirecon.io.fastmri_h5 import Volume, check_writable, open_volume, write_reconstruction
+from mrirecon.io.fastmri_h5 import Volume, open_volume, write_reconstruction
 from mrirecon.mri.crop import center_crop, recon_crop_size
 from mrirecon.mri.masks import MaskSpec
-from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, output_path, run_batch
+from mrirecon.pipelines.batch import (
+    REDO, SKIP, BatchOptions, dataset_problem, h5_output_problem, output_action, run_file_batch, skipped,
+)
+from mrirecon.pipelines.common import BatchSummary, FileResult
 from mrirecon.pipelines.devices import resolve_device
 from mrirecon.pipelines.oom import is_out_of_memory, release_memory
 from mrirecon.pipelines.sampling import SamplingMask, sampling_for
@@ -104,18 +107,25 @@ class Method(ABC):
 
 
 @dataclass
-class RunOptions:
-    """The options every recon command shares (one option group on the command line)."""
+class RunOptions(BatchOptions):
+    """The options every recon command shares (one option group on the command line): the batch's
+    (shard, resume, dry run, stop) plus the mask, the device and the chunk size."""
 
     mask: MaskSpec | None = None
     device: str = "auto"
     batch_slices: int | None = None  # None: the method's choice
-    overwrite: bool = False
-    quiet: bool = False
-    debug: bool = False
+
+    @classmethod
+    def of(cls, batch: BatchOptions | None, **fields: Any) -> "RunOptions":
+        """``batch``'s options (shard, resume, stop; ``quiet``/``debug`` or-ed) plus the recon ``fields``."""
+        merged = {} if batch is None else {f.name: getattr(batch, f.name) for f in dataclasses.fields(BatchOptions)}
+        for key in ("quiet", "debug", "overwrite"):
+            fields[key] = bool(fields.get(key)) or bool(merged.pop(key, False))
+        return cls(**{**merged, **fields})
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one sentence if an option is unusable."""
+        super().validate()
         if self.batch_slices is not None and self.batch_slices < 1:
             raise ValueError(f"--batch-slices must be at least 1, got {self.batch_slices}")
         if self.mask is not None:
@@ -186,21 +196,34 @@ def _reconstruct_chunks(job: VolumeJob, batch: int, path: Path) -> torch.Tensor:
 
 
 def recon_file(method: Method, path: Path, out_path: Path, options: RunOptions, digest: str | None = None) -> FileResult:
-    """Reconstruct one volume with ``method`` and write it atomically to ``out_path``."""
-    check_writable(out_path, options.overwrite)
+    """Reconstruct one volume with ``method`` and write it atomically to ``out_path``.
+
+    An existing output is refused, kept (``skip_existing`` and valid) or redone (see
+    ``mrirecon.pipelines.batch.output_action``).
+    """
+    digest = digest or options_hash(method, options.mask)
     device = resolve_device(options.device)
     with open_volume(path) as volume:
+        crop = recon_crop_size(tuple(volume.kspace_shape[-2:]), volume.recon_crop)
+        action, reason = output_action(out_path, options, lambda out: h5_output_problem(
+            out, digest, lambda h: dataset_problem(h, "reconstruction", (volume.num_slices, *crop), "float32")
+        ))
+        if action == SKIP:
+            return skipped(path, out_path)
         sampling = sampling_for(volume, options.mask, required=method.needs_mask)
         job = method.begin(volume, sampling, device)
         job.notes[:0] = volume.warnings
+        if action == REDO and reason != "--overwrite":
+            job.notes.append(f"{out_path}: redone, because {reason}")
         batch = options.batch_slices or method.chunk_slices(volume, device)
         recon = _reconstruct_chunks(job, batch, path).numpy().astype(np.float32)
         attrs = recon_attrs(volume.attrs, None if sampling is None else sampling.acceleration, method.name)
         attrs.update(job.attrs())
-        attrs["options_hash"] = digest or options_hash(method, options.mask)
-        write_reconstruction(out_path, recon, attrs=attrs, overwrite=options.overwrite)
+        attrs["options_hash"] = digest
+        write_reconstruction(out_path, recon, attrs=attrs, overwrite=action == REDO)
         info = {"shape": list(recon.shape), **job.info(), "warnings": job.notes}
-        return FileResult(str(path), output=str(out_path), info=info)
+        status = "redone" if action == REDO and reason != "--overwrite" else "done"
+        return FileResult(str(path), output=str(out_path), info=info, status=status)
 
 
 def run_recon(
@@ -210,21 +233,11 @@ def run_recon(
     out_dir: str | Path,
     options: RunOptions,
 ) -> BatchSummary:
-    """Reconstruct every input with ``method`` into ``out_dir`` (same file names)."""
+    """Reconstruct this shard's inputs with ``method`` into ``out_dir`` (same file names)."""
     options.validate()
-    resolve_device(options.device)
-    files = expand_inputs(inputs)
-    if not files:
-        raise InputError(None, "no input files found")
-    out_dir = Path(out_dir)
+    device = resolve_device(options.device)
     digest = options_hash(method, options.mask)
-    summary = run_batch(
-        command,
-        files,
-        lambda p: recon_file(method, p, output_path(out_dir, p), options, digest),
-        quiet=options.quiet,
-        debug=options.debug,
+    return run_file_batch(
+        command, inputs, out_dir, options, lambda p, out: recon_file(method, p, out, options, digest),
+        options_hash=digest, device=str(device),
     )
-    summary.extra["options_hash"] = digest
-    return summary
-

@@ -11,6 +11,7 @@ import torch
 
 from mrirecon.io.fastmri_h5 import Volume
 from mrirecon.mri.masks import MaskSpec
+from mrirecon.pipelines.batch import BatchOptions
 from mrirecon.pipelines.common import BatchSummary
 from mrirecon.pipelines.devices import resolve_device
 from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, run_recon
@@ -76,6 +77,7 @@ def unet_recon(
     *,
     quiet: bool = False,
     debug: bool = False,
+    batch: BatchOptions | None = None,
 ) -> BatchSummary:
     """Reconstruct every input with the U-Net of ``config.checkpoint`` into ``out_dir``.
 
@@ -83,8 +85,8 @@ def unet_recon(
     Outputs are cropped like ``zf-recon`` (header recon size, fastMRI's rule for narrow
     images) and de-normalised to the input's scale.
     """
-    options = RunOptions(mask=config.mask, device=config.device, batch_slices=config.batch_slices,
-                         overwrite=config.overwrite, quiet=quiet, debug=debug)
+    options = RunOptions.of(batch, mask=config.mask, device=config.device, batch_slices=config.batch_slices,
+                            overwrite=config.overwrite, quiet=quiet, debug=debug)
     options.validate()
     resolve_device(config.device)
     method = UnetMethod(config.checkpoint, config.amp)

@@ -11,6 +11,7 @@ import torch
 from mrirecon.io.fastmri_h5 import Volume
 from mrirecon.mri.masks import MaskSpec
 from mrirecon.mri.zero_filled import zero_filled
+from mrirecon.pipelines.batch import BatchOptions
 from mrirecon.pipelines.common import BatchSummary
 from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, recon_attrs, run_recon
 from mrirecon.pipelines.sampling import SamplingMask
@@ -56,10 +57,11 @@ def zf_recon(
     *,
     quiet: bool = False,
     debug: bool = False,
+    batch: BatchOptions | None = None,
 ) -> BatchSummary:
-    """Zero-filled reconstruction of every input file into ``out_dir``."""
-    options = RunOptions(
-        mask=config.mask, device=config.device, batch_slices=config.batch_slices, overwrite=config.overwrite,
+    """Zero-filled reconstruction of this shard's input files into ``out_dir``."""
+    options = RunOptions.of(
+        batch, mask=config.mask, device=config.device, batch_slices=config.batch_slices, overwrite=config.overwrite,
         quiet=quiet, debug=debug,
     )
     return run_recon("zf-recon", ZeroFilled(), inputs, out_dir, options)

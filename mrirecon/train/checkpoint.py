@@ -100,11 +100,14 @@ def _starts_like_zip(path: Path) -> bool:
 
 
 def checkpoint_config(data: dict[str, Any], path: str | Path) -> TrainConfig:
-    """The training configuration stored in a checkpoint."""
+    """The training configuration stored in a checkpoint: known keys, right types, ranges, and a
+    model small enough to build (checked before it is built)."""
     try:
-        return config_from_mapping(data["config"], str(path))
+        config = config_from_mapping(data["config"], "config")
+        config.validate()
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(path, f"has an unusable config ({exc})") from exc
+        raise CheckpointError(path, f"has an unusable config ({str(exc).removeprefix('config: ')})") from exc
+    return config
 
 
 def build_model(config: TrainConfig) -> Unet:

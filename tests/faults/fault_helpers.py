@@ -20,6 +20,8 @@ def tree_hashes(root: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
+        if any(part.endswith(".mrirecon") for part in path.relative_to(root).parts):
+            continue  # a batch's manifest (it records the failures too), not an output
         if path.is_symlink():
             out[rel] = "-> " + os.readlink(path)
         elif path.is_file():
