@@ -25,10 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import apt_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DRY_RUN_MARK = "<!-- readme-test: make -n -->"
 FENCE = re.compile(r"^```(bash|sh|shell)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
+#: Debian packages of the tools the README calls (installed with apt when missing, as CI runs as root).
+DEBIAN_TOOLS = {"dcm2niix": "dcm2niix", "bart": "bart"}
 #: Options that name what a command writes.
 OUTPUT_OPTIONS = ("-o", "--out", "--json", "--png")
 
@@ -143,6 +147,8 @@ def _environment(tmp_path: Path, work: Path) -> dict[str, str]:
 def test_readme_blocks_run_in_order(tmp_path: Path) -> None:
     work = _workspace(tmp_path)
     env = _environment(tmp_path, work)
+    for tool in {c.split()[0] for b in BLOCKS for c in b.commands()} & set(DEBIAN_TOOLS):
+        apt_tool(tool, DEBIAN_TOOLS[tool])
     timings = []
     for block in BLOCKS:
         if block.dry_run:
