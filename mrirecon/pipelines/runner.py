@@ -145,7 +145,7 @@ def options_hash(method: Method, mask: MaskSpec | None) -> str:
 def recon_attrs(volume_attrs: dict, acceleration: float | None, method: str) -> dict:
     """Attributes a reconstruction file carries: the ones ``eval`` filters on, and the method."""
     attrs: dict[str, Any] = {"method": method}
-    for key in ("acquisition", "patient_id"):
+    for key in ("acquisition", "patient_id", "geometry"):
         if key in volume_attrs:
             attrs[key] = volume_attrs[key]
     if acceleration is not None:
