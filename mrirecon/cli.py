@@ -352,8 +352,13 @@ def eval_command(
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
-    lam: Optional[float] = typer.Option(
-        None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration."
+    lam: Optional[str] = typer.Option(
+        None, "--lam", help="Regularisation weight, dimensionless (k-space is scaled to a reference level); default per "
+        "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json)."
+    ),
+    maps: str = typer.Option(
+        "1", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
+        "or auto: per slice, the best-predicting of one set, two sets and a map-free joint-sparsity formulation."
     ),
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration)."),
     tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this."),
@@ -395,7 +400,7 @@ def cs_recon_command(
     from mrirecon.pipelines.cs_recon import CSConfig, cs_recon
 
     config = CSConfig(
-        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens,
+        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )

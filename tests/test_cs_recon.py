@@ -228,7 +228,7 @@ def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_facto
     src = volume_factory("oom.h5", slices=6, shape=(64, 48), recon=(32, 32))
     config = cs.CSConfig(device="cpu", batch_slices=6, iters=5, mask=MaskSpec("random", 4))
     expected = cs.cs_file(src, tmp_path / "a" / "oom.h5", config)
-    real = cs._reconstruct_chunk
+    real = cs.reconstruct_chunk
     sizes: list[int] = []
 
     def fake_chunk(kspace, *args, **kwargs):
@@ -237,7 +237,7 @@ def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_facto
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(kspace, *args, **kwargs)
 
-    monkeypatch.setattr(cs, "_reconstruct_chunk", fake_chunk)
+    monkeypatch.setattr(cs, "reconstruct_chunk", fake_chunk)
     result = cs.cs_file(src, tmp_path / "b" / "oom.h5", config)
     assert sizes[:3] == [6, 3, 1] and result.ok
     assert any("out of memory" in note for note in result.info["warnings"])

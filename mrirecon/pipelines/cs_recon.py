@@ -35,15 +35,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mrirecon.cs.recon import SOLVERS, tv_recon
+from mrirecon.cs.chunk import MAP_CHOICES, MIN_CALIBRATION, ChunkConfig, reconstruct_chunk
+from mrirecon.cs.recon import SOLVERS
 from mrirecon.cs.tv import TV_KINDS
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import check_writable, open_volume, write_reconstruction
 from mrirecon.mri.coil_compression import compress, compression_matrix
 from mrirecon.mri.crop import center_crop, recon_crop_size
 from mrirecon.mri.masks import MaskSpec
-from mrirecon.mri.readout import crop_readout, crop_rows, readout_window
-from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, estimate_maps, load_maps, normalise_maps
+from mrirecon.mri.readout import readout_window
+from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, load_maps, normalise_maps
 from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, output_path, run_batch, stderr_console
 from mrirecon.pipelines.devices import resolve_device
 from mrirecon.pipelines.sampling import read_sampled_kspace, sampling_for
@@ -56,8 +57,6 @@ DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 20), 8: (0.01, 30)}
 WEAK_MAPS_LAM_FACTOR = 3.0
 #: Slices per batch on a CPU when --batch-slices is not given (bounds memory; a GPU takes the whole volume).
 CPU_BATCH_SLICES = 8
-#: The smallest calibration region (rows and columns) sensitivities are estimated from.
-MIN_CALIBRATION = 4
 #: Rows kept beyond the output rows on each side of the readout window (TV's periodic wrap-around
 #: and the window edge stay this far from the output).
 READOUT_MARGIN = 20
@@ -73,8 +72,9 @@ def default_parameters(acceleration: float) -> tuple[float, int]:
 class CSConfig:
     """Everything ``cs-recon`` needs besides the paths. ``lam``/``iters`` ``None`` = per-acceleration defaults."""
 
-    lam: float | None = None
+    lam: float | str | None = None  # a number, "auto" (chosen per slice) or None (per-acceleration default)
     iters: int | None = None
+    maps: str = "1"
     tol: float = 1e-4
     solver: str = "admm"
     tv: str = "isotropic"
@@ -90,8 +90,15 @@ class CSConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError``/``InputError`` with one sentence if an option is unusable."""
-        if self.lam is not None and not self.lam >= 0:
+        if isinstance(self.lam, str) and self.lam != "auto":
+            try:
+                self.lam = float(self.lam)
+            except ValueError:
+                raise ValueError(f"--lam must be a non-negative number or auto, got {self.lam!r}") from None
+        if isinstance(self.lam, float) and not self.lam >= 0:
             raise ValueError(f"--lam must be non-negative, got {self.lam}")
+        if self.maps not in MAP_CHOICES:
+            raise ValueError(f"unknown --maps {self.maps!r}; use 1, 2 or auto")
         if self.iters is not None and self.iters < 1:
             raise ValueError(f"--iters must be at least 1, got {self.iters}")
         if not self.tol >= 0:
@@ -113,26 +120,6 @@ class CSConfig:
             self.sens_maps = path
 
 
-def _reconstruct_chunk(
-    kspace: torch.Tensor,
-    mask: torch.Tensor,
-    maps: torch.Tensor | None,
-    config: CSConfig,
-    lam: float,
-    iters: int,
-    window: tuple[int, int] | None,
-):
-    full_rows = None
-    if window is not None:
-        full_rows = kspace.shape[-2]
-        kspace = crop_readout(kspace, window)
-        maps = None if maps is None else crop_rows(maps, window).contiguous()
-    return tv_recon(
-        kspace, mask, maps, lam, solver=config.solver, max_iter=iters, tol=config.tol, kind=config.tv,
-        track_objective=config.verbose, full_rows=full_rows,
-    )
-
-
 def solve_window(sampling_mask: np.ndarray, image_hw: tuple[int, int], recon_hw: tuple[int, int]) -> tuple[int, int] | None:
     """The readout rows ``(top, n)`` to solve for (see the module docstring), or ``None`` for the full grid."""
     if sampling_mask.ndim != 1:
@@ -150,7 +137,7 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
         notes.extend(volume.warnings)
         sampling = sampling_for(volume, config.mask, required=True)
         default_lam, default_iters = default_parameters(sampling.acceleration)
-        lam = default_lam if config.lam is None else config.lam
+        lam = config.lam if isinstance(config.lam, float) else ("auto" if config.lam == "auto" else default_lam)
         iters = default_iters if config.iters is None else config.iters
         hw = tuple(volume.kspace_shape[-2:])
         calib = calibration_region(sampling.mask, hw, sampling.num_low_frequency)
@@ -158,11 +145,11 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
         file_maps = None
         if volume.multicoil and config.sens_maps is not None:
             file_maps = load_maps(config.sens_maps, volume.kspace_shape)
-        elif volume.multicoil and min(calib) < MIN_CALIBRATION:
+        elif volume.multicoil and min(calib) < MIN_CALIBRATION and config.maps != "auto":
             raise InputError(
                 path,
                 f"has a {calib[0]}x{calib[1]} fully sampled centre, too small to estimate coil sensitivities "
-                f"from (at least {MIN_CALIBRATION}x{MIN_CALIBRATION}); pass --sens FILE or a larger --center-fraction",
+                f"from (at least {MIN_CALIBRATION}x{MIN_CALIBRATION}); pass --sens FILE, --maps auto or a larger --center-fraction",
             )
         elif not volume.multicoil and config.sens != "espirit":
             notes.append(f"{path}: single-coil data needs no sensitivity maps; --sens is ignored")
@@ -170,6 +157,7 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
         methods: set[str] = set()
         virtual_coils = volume.num_coils
         iterations: list[int] = []
+        per_slice: list[dict] = []
         history: list[float] = []
         chunks: list[torch.Tensor] = []
         batch = config.batch_slices or (volume.num_slices if device.type == "cuda" else CPU_BATCH_SLICES)
@@ -178,28 +166,29 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
             stop = min(start + batch, volume.num_slices)
             try:
                 kspace = read_sampled_kspace(volume, sampling, start, stop).to(device)
-                maps = None
-                fell_back = False
+                chunk_maps = None
                 if volume.multicoil:
                     basis = None
                     if config.coil_energy < 1:
                         basis = compression_matrix(kspace, calib, config.coil_energy)
                         kspace = compress(kspace, basis)
                     if file_maps is not None:
-                        maps = file_maps[start:stop].to(device)
-                        maps = maps if basis is None else normalise_maps(compress(maps, basis))
-                        methods.add("file")
-                    else:
-                        sens = estimate_maps(kspace, calib, method=config.sens)
-                        maps = sens.maps
-                        methods.add(sens.method)
-                        fell_back = config.sens == "espirit" and bool(sens.notes)
-                        notes.extend(f"{path}: slices {start}..{stop - 1}: {n}" for n in sens.notes)
+                        chunk_maps = file_maps[start:stop].to(device)
+                        chunk_maps = chunk_maps if basis is None else normalise_maps(compress(chunk_maps, basis))
+                else:
+                    kspace = kspace.unsqueeze(1)
                 virtual_coils = kspace.shape[1] if volume.multicoil else 1
-                chunk_lam = lam
-                if config.lam is None and fell_back:
-                    chunk_lam = lam * WEAK_MAPS_LAM_FACTOR
-                result = _reconstruct_chunk(kspace, mask, maps, config, chunk_lam, iters, window)
+                chunk_config = ChunkConfig(
+                    lam=None if lam == "auto" else float(lam), default_lam=default_lam, iters=iters, maps=config.maps,
+                    solver=config.solver, kind=config.tv, tol=config.tol,
+                    sens=config.sens if config.sens in SENS_METHODS else "espirit",
+                    weak_lam_factor=WEAK_MAPS_LAM_FACTOR if config.lam is None else 1.0, track_objective=config.verbose,
+                )
+                result = reconstruct_chunk(
+                    kspace, mask, calib, chunk_config, window=window, maps=chunk_maps, multicoil=volume.multicoil
+                )
+                methods.update(result.sensitivities)
+                notes.extend(f"{path}: slices {start}..{stop - 1}: {n}" for n in result.notes)
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise
@@ -207,10 +196,11 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
                 torch.cuda.empty_cache()
                 notes.append(f"{path}: CUDA out of memory; retrying with {batch} slice(s) per batch")
                 continue
-            magnitude = result.image.abs()
+            magnitude = result.magnitude
             crop = recon_crop_size(tuple(magnitude.shape[-2:]), volume.recon_crop)
             chunks.append(center_crop(magnitude, crop).cpu())
             iterations.append(result.iterations)
+            per_slice.extend(result.slices)
             if result.history:
                 history = result.history
                 if config.verbose:
@@ -219,13 +209,14 @@ def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
             start = stop
         recon = torch.cat(chunks).numpy().astype(np.float32)
         attrs = recon_attrs(volume.attrs, sampling.acceleration, "cs-tv")
-        attrs.update({"lambda": lam, "iterations": iters, "solver": config.solver, "tv": config.tv})
+        attrs.update({"lambda": str(lam), "iterations": iters, "solver": config.solver, "tv": config.tv, "maps": config.maps})
         write_reconstruction(out_path, recon, attrs=attrs, overwrite=config.overwrite)
         info = {
             "shape": list(recon.shape),
             "lambda": lam,
             "max_iterations": iters,
             "iterations_run": iterations,
+            "slices": per_slice,
             "sensitivities": sorted(methods) if methods else None,
             "calibration": list(calib),
             "virtual_coils": virtual_coils,
