@@ -5,23 +5,64 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional, TypeVar
+from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
-from mrirecon.io.errors import InputError
+from mrirecon import __version__
+from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
+from mrirecon.io.atomic import write_text_atomic
+from mrirecon.io.errors import OutputExistsError
 from mrirecon.pipelines.common import BatchSummary, stderr_console
+
+#: ``--help`` groups the commands by pipeline stage, in this order.
+DATA, RECONSTRUCT, TRAIN, SCORE = "Data", "Reconstruct", "Train", "Score"
+PANEL_ORDER = (DATA, RECONSTRUCT, TRAIN, SCORE)
+#: Within a stage, the order a user runs them in; commands not named here follow, as defined.
+COMMAND_ORDER = ("sample-data", "convert", "subsample", "export", "zf-recon", "cs-recon", "unet-recon", "status", "train", "eval", "compare")
+
+
+class PipelineOrder(GuardedGroup):
+    """Lists commands in pipeline order (stage, then ``COMMAND_ORDER``), not definition order;
+    runs each under the one error path (``GuardedGroup``)."""
+
+    def list_commands(self, ctx: typer.Context) -> List[str]:
+        names = super().list_commands(ctx)
+
+        def key(name: str) -> tuple:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            stage = PANEL_ORDER.index(panel) if panel in PANEL_ORDER else len(PANEL_ORDER)
+            rank = COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+            return stage, rank, names.index(name)
+
+        return sorted(names, key=key)
+
 
 app = typer.Typer(
     name="mrirecon",
     help="Accelerated MRI reconstruction from fastMRI HDF5 files.",
+    cls=PipelineOrder,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-T = TypeVar("T")
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mrirecon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Accelerated MRI reconstruction from fastMRI HDF5 files: data, reconstruct, train, score."""
 
 
 class Challenge(str, Enum):
@@ -39,47 +80,46 @@ class MaskType(str, Enum):
 
 
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bar or table.")
-JsonOption = typer.Option(None, "--json", help="Write the summary as JSON to this file ('-' for stdout).")
+JsonOption = typer.Option(
+    None, "--json", help="Write the summary as JSON to this file ('-' for stdout).", callback=output_file
+)
 DebugOption = typer.Option(False, "--debug", help="Show tracebacks.")
 OverwriteOption = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print one line to stderr and exit non-zero."""
-    stderr_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def guarded(debug: bool, call: Callable[[], T]) -> T:
-    """Run ``call``; bad input becomes one line and exit code 2 (a traceback only with --debug)."""
-    try:
-        return call()
-    except (InputError, ValueError, FileNotFoundError) as exc:
-        if debug:
-            raise
-        fail(str(exc))
-    raise AssertionError("unreachable")
-
-
 def write_json(text: str, target: Optional[Path]) -> None:
+    """The JSON summary to stdout (``-``) or, through the atomic writer, to a file."""
     if target is None:
         return
     if str(target) == "-":
         sys.stdout.write(text + "\n")
     else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text + "\n")
+        write_text_atomic(target, text + "\n", overwrite=True)
+
+
+def refuse_existing(overwrite: bool, *outputs: Optional[Path]) -> None:
+    """Exit 2 before any work if an output file exists and ``--overwrite`` was not given."""
+    for path in outputs:
+        if path is not None and str(path) != "-" and path.exists() and not overwrite:
+            fail(str(OutputExistsError(path)))
 
 
 def finish(summary: BatchSummary, quiet: bool, json_path: Optional[Path]) -> None:
-    """Print the batch summary; exit 1 if any file failed."""
-    write_json(summary.to_json(), json_path)
-    if not quiet:
+    """Print the batch summary, then write the JSON (a failed write still leaves the summary
+    printed); exit 1 if any file failed. With ``quiet`` only the failed files' errors are printed
+    (without it the progress display has printed them already)."""
+    if quiet:
+        for result in summary.failed:
+            stderr_console.print(f"[red]error:[/red] {escape(str(result.error))}", highlight=False, soft_wrap=True)
+    elif "dry_run" not in summary.extra:
         n_ok, n_bad = len(summary.succeeded), len(summary.failed)
         colour = "green" if n_bad == 0 else "red"
+        kept = [f"{len(summary.with_status(s))} {s}" for s in ("skipped", "redone") if summary.with_status(s)]
+        detail = f" ({', '.join(kept)})" if kept else ""
         stderr_console.print(
-            f"[{colour}]{summary.command}: {n_ok} file(s) done, {n_bad} failed[/{colour}]", highlight=False
+            f"[{colour}]{summary.command}: {n_ok} file(s) done{detail}, {n_bad} failed[/{colour}]", highlight=False
         )
+    write_json(summary.to_json(), json_path)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -108,24 +148,59 @@ def mask_spec(mask: Optional[MaskType], accel: Optional[int], center_fraction: O
 
 
 MaskOption = typer.Option(None, "--mask", help="Mask type (fastMRI's column masks, or 2D 'poisson').")
-AccelOption = typer.Option(None, "--accel", help="Acceleration factor, e.g. 4 or 8.")
+AccelOption = typer.Option(None, "--accel", help="Acceleration factor, e.g. 4 or 8.", callback=finite(1, above=True))
 CenterOption = typer.Option(
-    None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x)."
-)
+    None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x).", callback=finite(0, 1, above=True, below=True))
 SeedOption = typer.Option(
-    None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it."
-)
+    None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it.", callback=finite(0, 2**32 - 1))
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
+# Batch options of every command that writes one output per input (see "On a cluster" in the README).
+ShardOption = typer.Option(
+    None, "--shard", help="Process shard I of N (0-based, e.g. 0/4), files balanced by size. Default: from "
+    "SLURM_ARRAY_TASK_ID/_COUNT/_MIN, split again over torchrun's RANK/WORLD_SIZE.", rich_help_panel="Batch",
+)
+SkipExistingOption = typer.Option(
+    False, "--skip-existing", help="Keep outputs that are complete and written with the same options; redo "
+    "partial, invalid or other-option ones.", rich_help_panel="Batch",
+)
+DryRunOption = typer.Option(False, "--dry-run", help="Print this shard's files (input TAB output) and stop.",
+                            rich_help_panel="Batch")
+RequeueOption = typer.Option(
+    False, "--requeue", help="On SIGTERM/SIGUSR1, requeue this SLURM job (scontrol requeue $SLURM_JOB_ID) after "
+    "stopping.", rich_help_panel="Batch",
+)
+GraceOption = typer.Option(
+    30.0, "--grace", help="Seconds the file in progress may still take after SIGTERM/SIGINT/SIGUSR1; then it is "
+    "abandoned (nothing half-written). Exit status 128+signal.", rich_help_panel="Batch",
+)
 
-@app.command("subsample")
+
+def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float):
+    """The ``BatchOptions`` of the batch flags (a bad ``--shard`` is exit 2)."""
+    from mrirecon.pipelines.batch import BatchOptions
+    from mrirecon.pipelines.shard import parse_shard
+
+    try:
+        parsed = None if shard is None else parse_shard(shard)
+    except ValueError as exc:
+        fail(str(exc))
+    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace)
+
+
+@app.command("subsample", rich_help_panel=DATA)
 def subsample_command(
     inputs: List[Path] = typer.Argument(..., help="Fully sampled fastMRI files or folders of them."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (same file names).", callback=output_folder),
     mask: MaskType = typer.Option(MaskType.random, "--mask", help="Mask type."),
-    accel: int = typer.Option(4, "--accel", help="Acceleration factor."),
+    accel: int = typer.Option(4, "--accel", help="Acceleration factor.", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -138,21 +213,29 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
-    config = SubsampleConfig(mask=spec, overwrite=overwrite)
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
+                             dry_run=dry_run, requeue=requeue, grace=grace)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
 
-@app.command("zf-recon")
+@app.command("zf-recon", rich_help_panel=RECONSTRUCT)
 def zf_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
-    batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device."),
+    batch_slices: int = typer.Option(16, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -167,36 +250,60 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
-    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
-@app.command("convert")
+class InputFormat(str, Enum):
+    auto = "auto"
+    npy = "npy"
+    twix = "twix"
+    ismrmrd = "ismrmrd"
+    cfl = "cfl"
+
+
+@app.command("convert", rich_help_panel=DATA)
 def convert_command(
-    input_path: Path = typer.Argument(..., help="A .npy complex k-space array."),
-    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
-    axes: Optional[str] = typer.Option(
-        None, "--axes", help="Axis order of the array: letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    input_path: Path = typer.Argument(
+        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or a BART .cfl/.hdr pair."
     ),
-    readout_oversampling: int = typer.Option(
-        1, "--readout-oversampling", help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2)."
+    out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
+    input_format: InputFormat = typer.Option(
+        InputFormat.auto, "--format", help="Input format; auto detects it from the file's content."
+    ),
+    measurement: int = typer.Option(
+        -1, "--measurement", help="twix: which measurement of a multi-measurement file (default -1, the last)."
+    ),
+    axes: Optional[str] = typer.Option(
+        None, "--axes", help=".npy: axis order, letters S,C,H,W (default SCHW for 4D, SHW for 3D, HW for 2D)."
+    ),
+    readout_oversampling: Optional[int] = typer.Option(
+        None,
+        "--readout-oversampling",
+        help="Readout oversampling factor; the recon crop is H/factor (fastMRI: 2). Default: the file's, else 1.",
     ),
     recon_size: Optional[str] = typer.Option(None, "--recon-size", help="Recon crop as HxW, e.g. 320x320."),
     undersampled: bool = typer.Option(
         False, "--undersampled", help="The array is already undersampled: write a test-style file with its mask."
     ),
+    prewhiten: bool = typer.Option(
+        False, "--prewhiten", help="Whiten the coils with the noise scan (--noise, or the file's noise acquisitions)."
+    ),
+    noise: Optional[Path] = typer.Option(None, "--noise", help="A .npy noise-only scan (coils, samples) for --prewhiten."),
     acquisition: str = typer.Option("UNKNOWN", "--acquisition", help="The 'acquisition' attribute to record."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Convert a .npy k-space array into a fastMRI file (with header and target).
+    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl) into a fastMRI file (with header and target).
 
-    Example: mrirecon convert brain.npy -o data/brain.h5
+    Example: mrirecon convert meas_MID42_gre.dat -o data/gre.h5 --prewhiten
     """
     from mrirecon.pipelines.common import BatchSummary
-    from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+    from mrirecon.pipelines.convert import ConvertConfig, convert_file
 
     size = None
     if recon_size is not None:
@@ -205,39 +312,96 @@ def convert_command(
             size = (h, w)
         except ValueError:
             fail(f"--recon-size must look like 320x320, got {recon_size!r}")
-    config = ConvertConfig(axes, readout_oversampling, size, undersampled, acquisition, overwrite)
-    result = guarded(debug, lambda: convert_npy(input_path, out_path, config))
+    config = ConvertConfig(
+        axes=axes,
+        readout_oversampling=readout_oversampling,
+        recon_size=size,
+        undersampled=undersampled,
+        acquisition=acquisition,
+        overwrite=overwrite,
+        input_format=input_format.value,
+        measurement=measurement,
+        noise=noise,
+        prewhiten=prewhiten,
+    )
+    refuse_existing(overwrite, json_path)
+    result = guarded(debug, lambda: convert_file(input_path, out_path, config))
     summary = BatchSummary("convert", [result])
     finish(summary, quiet, json_path)
 
-@app.command("train")
+
+class ExportFormat(str, Enum):
+    nifti = "nifti"
+    dicom = "dicom"
+    cfl = "cfl"
+    png = "png"
+
+
+@app.command("export", rich_help_panel=DATA)
+def export_command(
+    inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."),
+    geometry_from: Optional[Path] = typer.Option(
+        None,
+        "--geometry-from",
+        help="The converted fastMRI file (or folder) a recon came from: FOV, spacing and slice positions.",
+    ),
+    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl only)."),
+    overwrite: bool = OverwriteOption,
+    quiet: bool = QuietOption,
+    json_path: Optional[Path] = JsonOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Export reconstructions to NIfTI, DICOM, BART .cfl or a PNG montage.
+
+    Example: mrirecon export recon/gre.h5 --format dicom -o dicom/ --geometry-from data/gre.h5
+    """
+    from mrirecon.pipelines.common import expand_inputs, run_batch
+    from mrirecon.pipelines.export import ExportConfig, export_file
+
+    if kspace and fmt is not ExportFormat.cfl:
+        fail("--kspace exports k-space, which only --format cfl holds")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"{out_dir}: -o must be a folder, and this is a file")
+    config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)
+    files = expand_inputs(inputs)
+    if not files:
+        fail(f"no .h5 files found in {', '.join(str(p) for p in inputs)}")
+    refuse_existing(overwrite, json_path)
+    summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
+    finish(summary, quiet, json_path)
+
+
+@app.command("train", rich_help_panel=TRAIN)
 def train_command(
     train_dir: Optional[Path] = typer.Option(None, "--train", help="Folder of fully sampled training files."),
     val_dir: Optional[Path] = typer.Option(None, "--val", help="Folder of fully sampled validation files."),
-    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves."),
+    run_dir: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, config, metrics, curves.", callback=output_folder),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML preset, e.g. configs/unet_singlecoil.yaml."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10).", callback=finite(1)),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all.", callback=finite(0)),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1).", callback=finite(1)),
     norm: Optional[str] = typer.Option(None, "--norm", help="group (default), instance, batch, layer or none."),
-    groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels)."),
+    groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels).", callback=finite(1)),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam (default), rmsprop or sgd (with momentum)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-3)."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 1e-3).", callback=finite(0, above=True)),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0).", callback=finite(0)),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="step (default), cosine or none."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 (default) or ssim."),
-    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32)."),
-    pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4)."),
+    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32).", callback=finite(1)),
+    pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4).", callback=finite(1)),
     residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="Add the input to the output (default off, as fastMRI)."),
     mask: Optional[MaskType] = typer.Option(None, "--mask", help="Training/validation mask type (default random)."),
-    accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4)."),
+    accel: Optional[int] = typer.Option(None, "--accel", help="Acceleration (default 4).", callback=finite(1, above=True)),
     center_fraction: Optional[float] = CenterOption,
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0).", callback=finite(0)),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks.", callback=finite(0, 2**32 - 1)),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start a new run in an --out folder that holds one (its files are replaced)."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -260,28 +424,39 @@ def train_command(
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
         "workers": workers, "seed": seed,
     }
-    result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, quiet=quiet))
+    refuse_existing(overwrite, json_path)
+    result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, overwrite=overwrite, quiet=quiet))
     summary = {"run_dir": str(result.run_dir), "steps": result.steps, "epochs": result.epochs_done,
                "best_val_ssim": result.best_ssim, "interrupted": result.interrupted,
                "zero_filled_val_ssim": None if result.zero_filled is None else result.zero_filled.ssim,
                "history": result.history}
     write_json(json.dumps(summary, indent=2), json_path)
+    if not quiet:
+        best = "-" if result.best_ssim is None else f"{result.best_ssim:.4f}"
+        state = "stopped (resume with --resume)" if result.interrupted else "done"
+        stderr_console.print(f"train: {state} after {result.epochs_done} epoch(s), {result.steps} step(s), "
+                             f"best validation SSIM {best}; {result.run_dir}", highlight=False)
     if result.interrupted:
         raise typer.Exit(130)
 
 
-@app.command("unet-recon")
+@app.command("unet-recon", rich_help_panel=RECONSTRUCT)
 def unet_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled with --mask) or folders."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint from 'mrirecon train', e.g. RUN_DIR/best.pt."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     mask: Optional[MaskType] = MaskOption,
     accel: Optional[int] = AccelOption,
     center_fraction: Optional[float] = CenterOption,
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
-    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device."),
+    batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -295,25 +470,29 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
-    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 
-@app.command("eval")
+@app.command("eval", rich_help_panel=SCORE)
 def eval_command(
-    target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
-    pred_dir: Path = typer.Option(..., "--pred", help="Folder of reconstruction files of the same names."),
+    target_dir: Path = typer.Option(..., "--target", help="Fully sampled target file, or a folder of them (*.h5)."),
+    pred_dir: Path = typer.Option(
+        ..., "--pred", help="Reconstruction file, or a folder of reconstructions with the targets' names."
+    ),
     challenge: Optional[Challenge] = typer.Option(
         None, "--challenge", help="Target dataset: reconstruction_esc (singlecoil) or _rss (multicoil); default from the k-space rank."
     ),
     acquisition: Optional[str] = typer.Option(None, "--acquisition", help="Only volumes of this acquisition, e.g. CORPD_FBK."),
     acceleration: Optional[float] = typer.Option(
-        None, "--acceleration", help="Only volumes of this acceleration (attribute of the target, else of the prediction)."
-    ),
-    min_ssim: Optional[float] = typer.Option(None, "--min-ssim", help="Exit 1 if the mean SSIM is below this."),
-    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this."),
-    max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this."),
+        None, "--acceleration", help="Only volumes of this acceleration (attribute of the target, else of the prediction).", callback=finite(1, above=True)),
+    min_ssim: Optional[float] = typer.Option(None, "--min-ssim", help="Exit 1 if the mean SSIM is below this.", callback=finite(-1, 1)),
+    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Exit 1 if the mean PSNR is below this.", callback=finite()),
+    max_nmse: Optional[float] = typer.Option(None, "--max-nmse", help="Exit 1 if the mean NMSE is above this.", callback=finite(0)),
     device: str = DeviceOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -332,6 +511,7 @@ def eval_command(
         challenge=None if challenge is None else challenge.value, acquisition=acquisition, acceleration=acceleration,
         device=device, min_ssim=min_ssim, min_psnr=min_psnr, max_nmse=max_nmse,
     )
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: evaluate(target_dir, pred_dir, config, quiet=quiet, debug=debug))
     write_json(json.dumps(summary.to_dict(), indent=2), json_path)
     if not quiet:
@@ -339,29 +519,45 @@ def eval_command(
         if not out.is_terminal:  # a file or a pipe: the whole table, whatever the width
             out = Console(file=out.file, width=max(out.width, 160))
         out.print(summary_table(summary))
-        if summary.skipped:
-            stderr_console.print(f"{len(summary.skipped)} volume(s) left out by the filters", highlight=False)
     # (without --quiet the progress display has already printed each failed volume)
     for line in ([f["error"] for f in summary.failed] if quiet else []) + summary.regressions:
         stderr_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    if not quiet:
+        left_out = f", {len(summary.skipped)} left out by the filters" if summary.skipped else ""
+        colour = "green" if summary.ok else "red"
+        stderr_console.print(f"[{colour}]eval: {len(summary.volumes)} volume(s) scored, {len(summary.failed)} failed"
+                             f"{left_out}[/{colour}]", highlight=False)
     if not summary.ok:
         raise typer.Exit(1)
 
 
-@app.command("cs-recon")
+def _lam_value(ctx, param, value: Optional[str]) -> Optional[str]:
+    """``--lam``: ``auto`` or a finite non-negative number (as text; the pipeline parses it)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        fail(f"--lam must be a non-negative number or auto, got {value!r}")
+    finite(0)(ctx, param, number)
+    return value
+
+
+@app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     lam: Optional[str] = typer.Option(
         None, "--lam", help="Regularisation weight, dimensionless (k-space is scaled to a reference level); default per "
-        "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json)."
-    ),
+        "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json).",
+        callback=_lam_value),
     maps: str = typer.Option(
         "1", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
-        "or auto: per slice, the best-predicting of one set, two sets and a map-free joint-sparsity formulation."
+        "or auto: per slice, one set, two sets or a map-free joint-sparsity formulation, by a data-consistency rule "
+        "(reported per slice in --json; see the README for where it helps and where it does not)."
     ),
-    iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration)."),
-    tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
+    tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
     tv: str = typer.Option("isotropic", "--tv", help="isotropic or anisotropic total variation."),
     sens: str = typer.Option(
@@ -377,17 +573,20 @@ def cs_recon_command(
     seed: Optional[int] = SeedOption,
     device: str = DeviceOption,
     batch_slices: Optional[int] = typer.Option(
-        None, "--batch-slices", help="Slices per batch (default: the whole volume on CUDA, 8 on a CPU; halved on CUDA OOM)."
-    ),
+        None, "--batch-slices", help="Slices per batch (default: the whole volume on CUDA, 8 on a CPU; halved on CUDA OOM).", callback=finite(1)),
     coil_energy: float = typer.Option(
-        0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils)."
-    ),
+        0.99, "--coil-energy", help="Coil compression: keep virtual coils holding this fraction of the calibration energy (1 = all coils).", callback=finite(0, 1, above=True)),
     full_readout: bool = typer.Option(
         False, "--full-readout", help="Solve on the whole readout. By default, with a column mask only the output rows "
         "plus a margin are solved (exact for the data term: the readout is fully sampled; ~2x faster on fastMRI's "
         "oversampled readout). 2D masks always use the whole grid."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the objective per iteration."),
+    shard: Optional[str] = ShardOption,
+    skip_existing: bool = SkipExistingOption,
+    dry_run: bool = DryRunOption,
+    requeue: bool = RequeueOption,
+    grace: float = GraceOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -404,7 +603,9 @@ def cs_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
-    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug))
+    refuse_existing(overwrite, json_path)
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
 class SamplePreset(str, Enum):
@@ -412,7 +613,7 @@ class SamplePreset(str, Enum):
     knee = "knee"
 
 
-@app.command("sample-data")
+@app.command("sample-data", rich_help_panel=DATA)
 def sample_data_command(
     out_dir: Path = typer.Argument(..., help="Folder to write the volumes into."),
     challenge: Challenge = typer.Option(Challenge.multicoil, "--challenge", help="singlecoil or multicoil files."),
@@ -422,14 +623,15 @@ def sample_data_command(
         help="small: 256x144 k-space, 128x128 targets, 8 slices (seconds); knee: fastMRI knee sizes, "
         "640x368 k-space, 320x320 targets, 35 slices (realistic benchmarks, slower, about 1 GB per multi-coil file).",
     ),
-    volumes: int = typer.Option(4, "--volumes", help="Number of volumes (files)."),
-    slices: Optional[int] = typer.Option(None, "--slices", help="Slices per volume (default: 8 small, 35 knee)."),
+    volumes: int = typer.Option(4, "--volumes", help="Number of volumes (files).", callback=finite(1)),
+    slices: Optional[int] = typer.Option(None, "--slices", help="Slices per volume (default: 8 small, 35 knee).", callback=finite(1)),
     coils: Optional[int] = typer.Option(
         None,
         "--coils",
         help="Receive coils (default: 8 small, 15 knee). Single-coil files emulate one coil from this array.",
+        callback=finite(1),
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same bytes; another, other anatomy."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same bytes; another, other anatomy.", callback=finite(0, 2**32 - 1)),
     device: str = typer.Option("cpu", "--device", help="cpu (default: reproducible bytes), cuda or auto."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
@@ -445,17 +647,23 @@ def sample_data_command(
     from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
 
     config = SampleDataConfig(challenge.value, preset.value, volumes, slices, coils, seed, device)
+    refuse_existing(overwrite, json_path)
     summary = guarded(debug, lambda: generate_sample_data(out_dir, config, quiet=quiet, overwrite=overwrite))
     finish(summary, quiet, json_path)
 
 
-@app.command("compare")
+@app.command("compare", rich_help_panel=SCORE)
 def compare_command(
-    target_dir: Path = typer.Option(..., "--target", help="Folder of fully sampled target files (*.h5)."),
-    preds: List[str] = typer.Option(..., "--pred", help="NAME=DIR of one method's reconstructions; repeat per method."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Write a figure: target, reconstructions, error maps."),
+    target_dir: Path = typer.Option(..., "--target", help="Fully sampled target file, or a folder of them (*.h5)."),
+    preds: List[str] = typer.Option(
+        ..., "--pred", help="NAME=PATH: one method's reconstruction file or folder; repeat per method."
+    ),
+    png: Optional[Path] = typer.Option(
+        None, "--png", help="Write a figure: target, reconstructions, error maps.", callback=output_file
+    ),
     challenge: Optional[Challenge] = typer.Option(None, "--challenge", help="Target dataset, as in eval."),
     device: str = DeviceOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --png and --json files."),
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
@@ -472,17 +680,22 @@ def compare_command(
     from mrirecon.pipelines.evaluate import EvalConfig
 
     methods = guarded(debug, lambda: [parse_method(p) for p in preds])
+    refuse_existing(overwrite, png, json_path)
     config = EvalConfig(challenge=None if challenge is None else challenge.value, device=device)
-    summary = guarded(debug, lambda: compare(target_dir, methods, config, png=png, quiet=True))
+    summary = guarded(debug, lambda: compare(target_dir, methods, config, png=png, quiet=quiet, debug=debug))
     write_json(json.dumps(summary.to_dict(), indent=2), json_path)
     if not quiet:
         out = stderr_console if json_path is not None and str(json_path) == "-" else Console()
         out.print(comparison_table(summary))
         if summary.figure:
             out.print(f"figure: {summary.figure}", highlight=False)
-    for name, s in summary.methods.items():
+    # (without --quiet the progress display has already printed each failed volume)
+    for name, s in (summary.methods.items() if quiet else []):
         for failure in s.failed:
             stderr_console.print(f"[red]error:[/red] {name}: {failure['error']}", highlight=False, soft_wrap=True)
+    if not quiet:
+        colour = "green" if summary.ok else "red"
+        stderr_console.print(f"[{colour}]{summary.summary_line}[/{colour}]", highlight=False)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -490,6 +703,27 @@ def compare_command(
 # @@ commands of later issues are added below this line @@
 
 
+@app.command("status", rich_help_panel=RECONSTRUCT)
+def status_command(
+    out_dir: Path = typer.Argument(..., help="The output folder of a batch (its .mrirecon/manifest-*.jsonl)."),
+    inputs: Optional[List[Path]] = typer.Option(
+        None, "--inputs", help="The batch's inputs (files or folders; repeat): adds the pending count."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the merged status as JSON on stdout."),
+    debug: bool = DebugOption,
+) -> None:
+    """Merge the manifests of all shards: done, failed, pending, throughput, slowest files.
+
+    Example: mrirecon status recon/cs --inputs data/val
+    """
+    import json
+
+    from mrirecon.pipelines.status import batch_report, status_text
+
+    report = guarded(debug, lambda: batch_report(out_dir, inputs))
+    sys.stdout.write((json.dumps(report.to_dict(), indent=2) if json_out else status_text(report)) + "\n")
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (``mrirecon`` in usage lines, also under ``python -m``)."""
+    app(prog_name="mrirecon")

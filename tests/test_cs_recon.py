@@ -58,8 +58,9 @@ def sample_files(tmp_path_factory) -> dict[str, Path]:
 def test_cs_beats_zero_filled_on_sample_scans(sample_files, tmp_path, challenge, accel):
     path = sample_files[challenge]
     cs, zf = _cs_vs_zf(path, tmp_path, ("--mask", "random", "--accel", str(accel)), 30)
-    # 8x keeps 6 centre columns of 144 here: a hard case (and ESPIRiT falls back to ACS maps)
-    assert cs["ssim"] > zf["ssim"] + (0.08 if accel == 4 else 0.03), (cs, zf)
+    # the issue's target: at least zero-filled + 0.02 SSIM (textured sample scans since i11's texture;
+    # 8x keeps 6 centre columns of 144 here: a hard case, and ESPIRiT falls back to ACS maps)
+    assert cs["ssim"] > zf["ssim"] + 0.02, (cs, zf)
     assert cs["psnr"] > zf["psnr"]
 
 
@@ -185,7 +186,7 @@ def test_bad_inputs_give_one_sentence(volume_factory, tmp_path):
         _invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--sens-maps", tmp_path / "bad.npy"), 2, "shape"
     )
     _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--sens", "nope"), 2, "nope")
-    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "o").exists() or [p.name for p in (tmp_path / "o").iterdir()] == [".mrirecon"]  # manifest only
 
 
 def test_single_coil_file_without_padding_header(tmp_path):

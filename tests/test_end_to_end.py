@@ -72,4 +72,4 @@ def test_compare_table_and_figure(tmp_path: Path) -> None:
     methods = json.loads(out.read_text())["methods"]
     assert methods["four"]["mean"]["ssim"] > methods["eight"]["mean"]["ssim"]
     bad = run_cli("compare", "--target", val, "--pred", "=nothing")
-    assert bad.exit_code == 2 and "NAME=DIR" in bad.stderr
+    assert bad.exit_code == 2 and "NAME=PATH" in bad.stderr

@@ -187,7 +187,7 @@ def test_missing_and_mismatched_predictions_fail_alone(folders):
 
     (pred_dir / "vol2.h5").write_text("not HDF5")
     summary = evaluate(target_dir, pred_dir, EvalConfig(device="cpu"), quiet=True)
-    assert not summary.volumes and "pred/vol2.h5: cannot be opened as HDF5" in summary.failed[-1]["error"]
+    assert not summary.volumes and "pred/vol2.h5: is not an HDF5 file" in summary.failed[-1]["error"]
 
 
 def test_cli_table_json_and_thresholds(folders, tmp_path):

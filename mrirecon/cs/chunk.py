@@ -1,25 +1,29 @@
 """One chunk of slices, from masked k-space to images: sensitivities, the formulation, lambda, the solve.
 
-Per slice, the formulation and (with ``lam=None``, ``--lam auto``) lambda are chosen from the
-data alone by hold-out validation: a fixed, seeded ``HOLDOUT_FRACTION`` of the sampled columns
-outside the calibration region (samples, for 2D masks) is held out, every candidate is solved
-for ``selection_iters`` iterations on the rest, and the candidate that predicts the held-out
-k-space best (smallest ``||M_out (F S x) - y_out||^2``) wins. The target is never seen. The
-winner is then solved on all the data.
-
 Formulations (``FORMULATIONS``):
 
 - ``sense``: one ESPIRiT map set (or ACS/file maps), TV by the closed-form ADMM fast path;
 - ``sense2``: two ESPIRiT map sets (soft-SENSE, for a field of view smaller than the object);
 - ``coil``: no maps, joint-sparsity TV over the coil images, RSS output (for calibration regions
-  too small for trustworthy maps).
+  too small for trustworthy maps, and wherever the maps cannot explain the data).
 
-``maps="1"``/``"2"`` force ``sense``/``sense2``; ``"auto"`` (default) chooses per slice among
-``sense``, ``coil`` and, where the second ESPIRiT eigenvalue shows fold-over, ``sense2``.
-Single-coil data has one formulation (``sense`` without maps).
+``maps="1"``/``"2"`` force ``sense``/``sense2``. ``"auto"`` chooses per slice from the data alone,
+by consistency: every candidate (``sense``, ``coil`` and, where the second ESPIRiT eigenvalue
+shows fold-over, ``sense2``) is solved on all the data, and the first map-based one whose relative
+data residual ``||M (F S x) - y||^2 / ||M y||^2`` is at most ``RESIDUAL_RATIO`` times the map-free
+one's wins (the map-free model fits almost any data, so a map model far above it is wrong);
+otherwise ``coil``. The target is never seen. Single-coil data has one formulation.
+Measured limits of that rule (``scripts/bench_cs.py``): it leaves one-set SENSE where SENSE fails
+(aliased fields of view, the GE phantom: +0.1 to +0.26 SSIM), but also on some sample scans where
+SENSE was better (residual ratios overlap, ~100-300, between the two groups), which is why
+``maps="1"`` stays the pipeline's default.
 
-Lambda auto: the candidates are ``LAM_FACTORS`` times the per-acceleration default, tried on the
-formulation each slice chose (the formulation is chosen at the default lambda first).
+``lam=None`` (``--lam auto``): lambda per slice by hold-out validation: a seeded
+``HOLDOUT_FRACTION`` of the sampled columns outside the calibration region (samples, for 2D
+masks) is held out, the chosen formulation is solved for ``selection_iters`` iterations on the rest
+at ``LAM_FACTORS`` times the default, and the lambda that predicts the held-out k-space best wins;
+the winner is then solved on all the data. (Measured in ``scripts/bench_cs.py``: on the sample
+scans it often picks a worse lambda than the default, so it is not the default.)
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ FOLD_SHARE = 0.02
 #: The smallest calibration region (rows and columns) sensitivities are estimated from; below it,
 #: ``maps="auto"`` uses the map-free formulation only.
 MIN_CALIBRATION = 4
+#: A map-based formulation is kept when its data residual is at most this multiple of the
+#: map-free one's (which fits the data almost exactly): beyond it the maps cannot explain the data.
+RESIDUAL_RATIO = 4.0
+#: The map-free joint TV is solved at this multiple of lambda (its coil-joint norm weighs more).
+COIL_LAM_FACTOR = 0.5
 #: PDHG (two map sets) needs more, cheaper iterations than ADMM for the same accuracy.
 PDHG_ITERATION_FACTOR = 3
 
@@ -110,6 +119,23 @@ def holdout_masks(mask: torch.Tensor, calib: tuple[int, int], seed: int = 0) -> 
     return mask & ~held, held
 
 
+def relative_residual(pred: torch.Tensor, kspace: torch.Tensor, mask4: torch.Tensor) -> torch.Tensor:
+    """``||M (pred - y)||^2 / ||M y||^2`` per slice ``(S,)``."""
+    data = kspace * mask4
+    diff = torch.view_as_real(pred * mask4 - data).square().flatten(1).sum(1)
+    return diff / torch.view_as_real(data).square().flatten(1).sum(1).clamp(min=1e-30)
+
+
+def choose_formulation(forms: list[str], residuals: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per slice, the index in ``forms`` of the first map-based formulation (``sense``, then
+    ``sense2``) whose data residual is at most ``RESIDUAL_RATIO`` times the map-free one's, else ``coil``."""
+    coil = residuals["coil"]
+    chosen = torch.full_like(coil, forms.index("coil"), dtype=torch.long)
+    for f in reversed([f for f in ("sense", "sense2") if f in forms]):
+        chosen = torch.where(residuals[f] <= RESIDUAL_RATIO * coil, forms.index(f), chosen)
+    return chosen
+
+
 def _mask4(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     m = mask.to(like.device, torch.float32)
     return m.reshape(1, 1, 1, -1) if m.ndim == 1 else m.reshape(1, 1, *m.shape)
@@ -132,7 +158,7 @@ class _Problem:
         cfg = self.config
         k = self.kspace[idx] * _mask4(mask, self.kspace)
         if form == "coil":
-            x = coil_tv_recon(k, mask, lam, iters, self.full_rows, coil_images=True)
+            x = coil_tv_recon(k, mask, lam * COIL_LAM_FACTOR, iters, self.full_rows, coil_images=True)
             return torch.linalg.vector_norm(x, dim=1), fft2c(x), iters, []
         if form == "sense2":
             maps2 = self.maps2[idx]
@@ -205,47 +231,45 @@ def reconstruct_chunk(
         base = torch.where(weak, base * config.weak_lam_factor, base)
     mask_t = torch.as_tensor(mask).bool()
     all_idx = torch.arange(s, device=device)
-    chosen_form = torch.zeros(s, dtype=torch.long, device=device)
+    chosen = torch.zeros(s, dtype=torch.long, device=device)
     lam = base.clone()
-    errors: dict[str, torch.Tensor] = {}
-    if len(forms) > 1 or config.lam is None:
+    residuals: dict[str, torch.Tensor] = {}
+    lam_errors: dict[float, torch.Tensor] = {}
+    solved: dict[str, tuple] = {}
+    if len(forms) > 1:
+        # every candidate on all the data; the most constrained one that explains it wins
+        for f in forms:
+            mag, pred, its, hist = problem.solve(f, all_idx, mask_t, base, config.iters)
+            residuals[f] = relative_residual(pred, problem.kspace, _mask4(mask_t, problem.kspace))
+            solved[f] = (mag, its, hist)
+        chosen = choose_formulation(forms, residuals)
+    if config.lam is None:
         kept, held = holdout_masks(mask_t, calib, config.seed)
         held4 = _mask4(held, problem.kspace)
-        target = problem.kspace * held4
-
-        def holdout_error(form: str, idx: torch.Tensor, lam_values: torch.Tensor) -> torch.Tensor:
-            _, pred, _, _ = problem.solve(form, idx, kept, lam_values, config.selection_iters)
-            diff = (pred * held4 - target[idx])
-            return torch.view_as_real(diff).square().flatten(1).sum(1) / torch.view_as_real(target[idx]).square().flatten(1).sum(1).clamp(min=1e-30)
-
-        if len(forms) > 1:
-            errs = torch.stack([holdout_error(f, all_idx, base) for f in forms], dim=1)  # (S, F)
-            chosen_form = errs.argmin(dim=1)
+        best = torch.full((s,), float("inf"), device=device)
+        for factor in LAM_FACTORS:
             for i, f in enumerate(forms):
-                errors[f] = errs[:, i]
-        if config.lam is None:
-            best = torch.full((s,), float("inf"), device=device)
-            if len(forms) > 1:
-                best = errs.gather(1, chosen_form[:, None])[:, 0]
-            for factor in LAM_FACTORS:
-                if factor == 1.0 and len(forms) > 1:
+                idx = (chosen == i).nonzero().flatten()
+                if idx.numel() == 0:
                     continue
-                for i, f in enumerate(forms):
-                    idx = (chosen_form == i).nonzero().flatten()
-                    if idx.numel() == 0:
-                        continue
-                    e = holdout_error(f, idx, base[idx] * factor)
-                    better = e < best[idx]
-                    best[idx] = torch.where(better, e, best[idx])
-                    lam[idx] = torch.where(better, base[idx] * factor, lam[idx])
+                _, pred, _, _ = problem.solve(f, idx, kept, base[idx] * factor, config.selection_iters)
+                e = relative_residual(pred, problem.kspace[idx], held4)
+                lam_errors.setdefault(factor, torch.zeros(s, device=device))[idx] = e
+                better = e < best[idx]
+                best[idx] = torch.where(better, e, best[idx])
+                lam[idx] = torch.where(better, base[idx] * factor, lam[idx])
     magnitude = None
     iterations = 0
     history: list[float] = []
     for i, f in enumerate(forms):
-        idx = (chosen_form == i).nonzero().flatten()
+        idx = (chosen == i).nonzero().flatten()
         if idx.numel() == 0:
             continue
-        mag, _, its, hist = problem.solve(f, idx, mask_t, lam[idx], config.iters)
+        if f in solved and config.lam is not None:
+            mag, its, hist = solved[f]
+            mag = mag[idx]
+        else:
+            mag, _, its, hist = problem.solve(f, idx, mask_t, lam[idx], config.iters)
         if magnitude is None:
             magnitude = torch.zeros(s, *mag.shape[1:], device=device)
         magnitude[idx] = mag.float()
@@ -253,8 +277,14 @@ def reconstruct_chunk(
         history = hist or history
     slices = []
     for j in range(s):
-        info = {"formulation": forms[int(chosen_form[j])] if multicoil else "single-coil", "lambda": float(lam[j])}
-        if errors:
-            info["holdout_error"] = {f: round(float(e[j]), 6) for f, e in errors.items()}
+        form = forms[int(chosen[j])]
+        info = {
+            "formulation": form if multicoil else "single-coil",
+            "lambda": float(lam[j]) * (COIL_LAM_FACTOR if form == "coil" else 1.0),
+        }
+        if residuals:
+            info["residual"] = {f: round(float(e[j]), 7) for f, e in residuals.items()}
+        if lam_errors:
+            info["holdout_error"] = {f"{float(base[j]) * k:.6g}": round(float(e[j]), 6) for k, e in lam_errors.items()}
         slices.append(info)
     return ChunkResult(magnitude, slices, iterations, notes, history, sens_used)

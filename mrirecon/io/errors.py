@@ -1,4 +1,4 @@
-"""Errors for bad input: one sentence, naming the file."""
+"""Errors for bad input and failed output: one sentence, naming the file."""
 
 from __future__ import annotations
 
@@ -19,3 +19,8 @@ class OutputExistsError(InputError):
 
     def __init__(self, path: str | Path):
         super().__init__(path, "output exists; pass --overwrite to replace it")
+
+
+class OutputError(InputError):
+    """An output that could not be written (full disk, quota, read-only, permissions, a folder
+    in the way); nothing was left behind. A failed file (exit 1), not bad input."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
 
-from mrirecon.io.errors import InputError, OutputExistsError
+from mrirecon.io.atomic import atomic_h5, check_writable  # noqa: F401  (re-exported: old import path)
+from mrirecon.io.errors import InputError
+from mrirecon.io.h5_input import check_bounds, get_dataset, open_h5, read_dataset
 from mrirecon.io.header import Header, HeaderError, parse_header
 
 TARGET_KEYS = {"multicoil": "reconstruction_rss", "singlecoil": "reconstruction_esc"}
@@ -117,8 +117,9 @@ def _fallback_header(path: Path, handle: h5py.File, shape: tuple[int, ...], reas
     width = shape[-1]
     recon = None
     for key in TARGET_KEYS.values():
-        if key in handle and handle[key].ndim == 3:
-            recon = tuple(handle[key].shape[-2:])
+        target = get_dataset(handle, key, path)
+        if target is not None and target.ndim == 3:
+            recon = tuple(target.shape[-2:])
             break
     if recon is None:
         recon = (min(FALLBACK_RECON_SIZE[0], shape[-2]), min(FALLBACK_RECON_SIZE[1], width))
@@ -138,26 +139,17 @@ def _fallback_header(path: Path, handle: h5py.File, shape: tuple[int, ...], reas
 def open_volume(path: str | os.PathLike) -> Volume:
     """Open and validate a fastMRI file; raises ``InputError`` (one sentence naming it) if unusable.
 
-    Checks: the file exists and is HDF5, ``kspace`` exists, is complex, of rank 3 or 4 and
-    non-empty, and ``mask`` (if any) matches the number of columns. An unparsable header
+    Checks: the file exists and is HDF5; every dataset read is inside the file (no external
+    storage, external links or virtual datasets) and declares no more data than the file holds;
+    ``kspace`` exists, is complex, of rank 3 or 4, non-empty, within sane sizes and not all zero;
+    ``mask`` (if any) is binary 0/1, not all zero and matches the columns; ``acceleration`` (if
+    any) is a finite number > 1 and ``num_low_frequency`` (if any) an integer in [1, W]; targets
+    are float (slices, H, W) with the k-space's slices. Nothing is repaired. An unparsable header
     falls back to "no padding, target-sized crop" with a warning in ``Volume.warnings``.
     NaN/Inf values are caught slice range by slice range in ``Volume.read_kspace``.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file does not exist")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a file")
-    try:
-        is_h5 = h5py.is_hdf5(path)
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from exc
-    if not is_h5:
-        raise InputError(path, "is not an HDF5 file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
+    handle = open_h5(path)
     try:
         return _validate(path, handle)
     except BaseException:
@@ -166,9 +158,9 @@ def open_volume(path: str | os.PathLike) -> Volume:
 
 
 def _validate(path: Path, handle: h5py.File) -> Volume:
-    if "kspace" not in handle or not isinstance(handle["kspace"], h5py.Dataset):
+    ks = get_dataset(handle, "kspace", path)
+    if ks is None:
         raise InputError(path, "has no 'kspace' dataset")
-    ks = handle["kspace"]
     if ks.dtype.kind != "c":
         raise InputError(path, f"'kspace' is {ks.dtype}, not complex")
     if ks.ndim not in (3, 4):
@@ -178,10 +170,14 @@ def _validate(path: Path, handle: h5py.File) -> Volume:
     if ks.size == 0:
         raise InputError(path, f"'kspace' is empty {tuple(ks.shape)}")
     shape = tuple(ks.shape)
+    check_bounds(shape, "kspace", path, "SCHW" if ks.ndim == 4 else "SHW")
+    _check_signal(ks, path)
+    for key in TARGET_KEYS.values():
+        _check_target(handle, key, path, shape[0])
     warnings: list[str] = []
     header_xml: bytes | None = None
-    if "ismrmrd_header" in handle:
-        raw = handle["ismrmrd_header"][()]
+    raw = read_dataset(handle, "ismrmrd_header", path)
+    if raw is not None:
         header_xml = raw if isinstance(raw, bytes) else str(raw).encode()
         try:
             header = parse_header(header_xml)
@@ -197,18 +193,69 @@ def _validate(path: Path, handle: h5py.File) -> Volume:
             path, handle, shape, f"header's sampled columns [{left}, {right}) do not fit {shape[-1]} columns"
         )
         warnings.append(msg)
-    mask = None
-    if "mask" in handle:
-        mask = np.asarray(handle["mask"][()])
-        if mask.ndim == 1 and mask.shape[0] != shape[-1]:
-            raise InputError(path, f"'mask' has {mask.shape[0]} entries but kspace has {shape[-1]} columns")
-        if mask.ndim == 2 and mask.shape != shape[-2:]:
-            raise InputError(path, f"'mask' has shape {mask.shape} but kspace slices are {shape[-2:]}")
-        if mask.ndim not in (1, 2):
-            raise InputError(path, f"'mask' has rank {mask.ndim}; expected 1 (columns) or 2")
-        mask = mask.astype(bool)
+    mask = _read_mask(handle, path, shape)
     attrs = {k: _plain(v) for k, v in handle.attrs.items()}
+    check_sampling_attrs(attrs, path, shape[-1])
     return Volume(path, handle, header, header_xml, attrs, mask, warnings)
+
+
+def _check_signal(ks: h5py.Dataset, path: Path) -> None:
+    """Refuse k-space whose central readout rows are zero in every slice and coil: no signal."""
+    height = ks.shape[-2]
+    rows = slice(max(height // 2 - 1, 0), height // 2 + 2)
+    centre = ks[..., rows, :]
+    if not np.any(centre):
+        raise InputError(path, "'kspace' is all zero at the k-space centre of every slice (no signal)")
+
+
+def _check_target(handle: h5py.File, key: str, path: Path, slices: int) -> None:
+    target = get_dataset(handle, key, path)
+    if target is None:
+        return
+    if target.ndim != 3 or target.dtype.kind != "f":
+        raise InputError(path, f"'{key}' is {target.dtype} {tuple(target.shape)}; expected float (slices, H, W)")
+    check_bounds(tuple(target.shape), key, path, "SHW")
+    if target.shape[0] != slices:
+        raise InputError(path, f"'{key}' has {target.shape[0]} slices but 'kspace' has {slices}")
+
+
+def _read_mask(handle: h5py.File, path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The ``mask`` dataset as booleans: binary 0/1, not all zero, one entry per column (or per
+    k-space sample of a slice). ``None`` if the file has none."""
+    dataset = get_dataset(handle, "mask", path)
+    if dataset is None:
+        return None
+    if dataset.ndim not in (1, 2):
+        raise InputError(path, f"'mask' has rank {dataset.ndim}; expected 1 (columns) or 2")
+    if dataset.ndim == 1 and dataset.shape[0] != shape[-1]:
+        raise InputError(path, f"'mask' has {dataset.shape[0]} entries but kspace has {shape[-1]} columns")
+    if dataset.ndim == 2 and dataset.shape != shape[-2:]:
+        raise InputError(path, f"'mask' has shape {dataset.shape} but kspace slices are {shape[-2:]}")
+    if dataset.dtype.kind not in "biuf":
+        raise InputError(path, f"'mask' is {dataset.dtype}; expected booleans or 0/1 numbers")
+    mask = np.asarray(dataset[()])
+    if mask.dtype.kind != "b":
+        bad = mask[(mask != 0) & (mask != 1)]
+        if bad.size:
+            raise InputError(path, f"'mask' must hold only 0 and 1, but holds {bad.flat[0]!r}")
+    mask = mask.astype(bool)
+    if not mask.any():
+        raise InputError(path, "'mask' is all zero: no k-space sample is marked as acquired")
+    return mask
+
+
+def check_sampling_attrs(attrs: Mapping[str, Any], path: str | os.PathLike, width: int) -> None:
+    """``acceleration`` (finite, > 1) and ``num_low_frequency`` (integer in [1, width]), if present."""
+    if "acceleration" in attrs:
+        accel = attrs["acceleration"]
+        if isinstance(accel, bool) or not isinstance(accel, (int, float)) or not np.isfinite(accel) or accel <= 1:
+            raise InputError(path, f"attribute 'acceleration' must be a finite number above 1, got {accel!r}")
+    if "num_low_frequency" in attrs:
+        low = attrs["num_low_frequency"]
+        if isinstance(low, bool) or not isinstance(low, (int, float)) or not float(low).is_integer() or not 1 <= low <= width:
+            raise InputError(
+                path, f"attribute 'num_low_frequency' must be a whole number in [1, {width}] (the columns), got {low!r}"
+            )
 
 
 def _plain(value: Any) -> Any:
@@ -220,36 +267,6 @@ def _plain(value: Any) -> Any:
 
 
 # --- writing ---------------------------------------------------------------------------
-
-
-def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Raise ``OutputExistsError`` if ``path`` exists and ``overwrite`` is false."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike, overwrite: bool = False) -> Iterator[h5py.File]:
-    """An HDF5 file written under a temporary name in the same folder, renamed on success.
-
-    On any error the temporary file is removed and ``path`` is untouched.
-    """
-    path = check_writable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as handle:
-            yield handle
-        if path.exists() and not overwrite:  # appeared meanwhile
-            raise OutputExistsError(path)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_volume(
@@ -297,18 +314,19 @@ def write_reconstruction(
 
 
 def read_reconstruction(path: str | os.PathLike) -> np.ndarray:
-    """The ``reconstruction`` dataset of a reconstruction file, validated (float, rank 3, finite)."""
+    """The ``reconstruction`` dataset of a reconstruction file, validated (float, rank 3, sane
+    sizes, inside the file, finite)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file does not exist")
-    if not h5py.is_hdf5(path):
-        raise InputError(path, "is not an HDF5 file")
-    with h5py.File(path, "r") as handle:
-        if "reconstruction" not in handle:
+    with open_h5(path) as handle:
+        dataset = get_dataset(handle, "reconstruction", path)
+        if dataset is None:
             raise InputError(path, "has no 'reconstruction' dataset")
-        data = handle["reconstruction"][()]
-    if data.ndim != 3 or data.dtype.kind != "f":
-        raise InputError(path, f"'reconstruction' is {data.dtype} {data.shape}; expected float (slices, H, W)")
+        if dataset.ndim != 3 or dataset.dtype.kind != "f":
+            raise InputError(
+                path, f"'reconstruction' is {dataset.dtype} {tuple(dataset.shape)}; expected float (slices, H, W)"
+            )
+        check_bounds(tuple(dataset.shape), "reconstruction", path, "SHW")
+        data = dataset[()]
     if not np.isfinite(data).all():
         raise InputError(path, "'reconstruction' has NaN or Inf values")
     return data

@@ -22,9 +22,13 @@ def load_npy_kspace(path: str | Path, axes: str | None = None) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a .npy file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "is empty (0 bytes)")
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise InputError(path, "is not a .npy array file") from exc
     if data.dtype.kind != "c":
         raise InputError(path, f"holds {data.dtype} data; k-space must be complex")

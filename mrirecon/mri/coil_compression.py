@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from mrirecon.mri.crop import center_crop
+from mrirecon.mri.eigen import hermitian_eigh
 
 
 def compression_matrix(kspace: torch.Tensor, calib: tuple[int, int], energy: float = 0.99, max_coils: int | None = None) -> torch.Tensor:
@@ -18,7 +19,7 @@ def compression_matrix(kspace: torch.Tensor, calib: tuple[int, int], energy: flo
     region's power (the same ``n`` for every slice: the largest any slice needs, at most ``max_coils``)."""
     acs = center_crop(kspace, calib).flatten(2)  # (S, C, P)
     cov = acs @ acs.conj().transpose(1, 2)
-    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    evals, evecs = hermitian_eigh(cov)  # ascending
     evals, evecs = evals.flip(-1).clamp(min=0), evecs.flip(-1)
     cumulative = evals.cumsum(-1) / evals.sum(-1, keepdim=True).clamp(min=1e-30)
     needed = int((cumulative < energy).sum(-1).max()) + 1

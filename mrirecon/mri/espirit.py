@@ -4,7 +4,9 @@ Uecker et al., MRM 2014. Steps, for every slice at once:
 
 1. the calibration matrix: all ``k x k`` patches of the calibration (ACS) k-space, all coils;
 2. its right singular vectors (eigenvectors of the Gram matrix); those with singular value
-   above ``thresh * max`` span the patch space (the rest is the null space);
+   above ``thresh * max`` span the patch space (the rest is the null space). Only the projector
+   onto that space is needed: by ``eigh`` on a CPU, by batched matrix products on a GPU
+   (``mrirecon.mri.eigen``);
 3. the projection onto the patch space, collapsed to a ``(C, C, 2k-1, 2k-1)`` kernel, becomes
    per-pixel ``C x C`` matrices ``G(r)`` by an FFT. ``G`` is band-limited (``2k-1``
    coefficients per axis), so it is evaluated on a coarse grid only;
@@ -20,10 +22,15 @@ from dataclasses import dataclass
 
 import torch
 
+from mrirecon.mri.eigen import hermitian_eigh, spectral_projector
 from mrirecon.ops.sense import normalise_maps
 
 #: The second map set is kept where its eigenvalue exceeds this (BART's ``ecalib`` default crop).
 SECOND_SET_CROP = 0.8
+#: How the signal subspace (step 2) is found: ``eigh`` (LAPACK/cuSOLVER), ``matmul`` (batched
+#: matrix products only, see ``mrirecon.mri.eigen.spectral_projector``), or ``auto`` (``eigh``
+#: on a CPU, ``matmul`` on a GPU, where ``eigh`` of matrices above 32x32 is one call per matrix).
+SUBSPACE_METHODS = ("auto", "eigh", "matmul")
 
 
 @dataclass
@@ -74,6 +81,19 @@ def upsample_periodic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x.index_select(-2, b0) * (1 - fb) + x.index_select(-2, b1) * fb
 
 
+def signal_projector(gram: torch.Tensor, thresh: float, subspace: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """The projector ``(S, N, N)`` onto the right singular vectors of the calibration matrix with
+    singular value above ``thresh`` times the largest (eigenvalues of ``gram`` above ``thresh**2``
+    times the largest), and its rank ``(S,)``."""
+    if subspace == "matmul" or (subspace == "auto" and gram.device.type != "cpu"):
+        return spectral_projector(gram, thresh**2)
+    evals, evecs = hermitian_eigh(gram)
+    evals = evals.clamp(min=0)
+    keep = evals > (thresh**2) * evals[:, -1:]
+    kept = evecs * keep.unsqueeze(1).to(evecs.dtype)
+    return kept @ kept.conj().transpose(1, 2), keep.sum(dim=1)
+
+
 def espirit(
     acs: torch.Tensor,
     image_shape: tuple[int, int],
@@ -82,19 +102,23 @@ def espirit(
     crop: float = 0.0,
     grid: int = 48,
     sets: int = 1,
+    subspace: str = "auto",
 ) -> EspiritResult:
     """ESPIRiT maps from calibration k-space ``acs`` ``(S, C, h, w)`` for images of ``image_shape``.
 
     ``kernel`` is reduced along an axis when the calibration region is too small for it.
     ``grid`` caps the coarse grid (per axis) on which the eigen-decomposition runs.
     ``sets=2`` returns two map sets ``(S, 2, C, H, W)`` (see ``map_sets``).
+    ``subspace`` picks how step 2 is computed (``SUBSPACE_METHODS``).
     """
-    g, rank = pixel_operators(acs, image_shape, kernel, thresh, grid)
+    if subspace not in SUBSPACE_METHODS:
+        raise ValueError(f"unknown subspace method {subspace!r}; use {', '.join(SUBSPACE_METHODS)}")
+    g, rank = pixel_operators(acs, image_shape, kernel, thresh, grid, subspace)
     return map_sets(g, rank, acs, image_shape, crop, sets)
 
 
 def pixel_operators(
-    acs: torch.Tensor, image_shape: tuple[int, int], kernel: int, thresh: float, grid: int
+    acs: torch.Tensor, image_shape: tuple[int, int], kernel: int, thresh: float, grid: int, subspace: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 1-3: the Hermitian per-pixel operators ``G(r)`` on the coarse grid ``(S, gh, gw, C, C)``
     and the rank of the kept patch space per slice."""
@@ -104,12 +128,7 @@ def pixel_operators(
     kx = max(1, min(kernel, w - 1 if w > 2 else w))
     a = calibration_patches(acs, (ky, kx))
     gram = a.transpose(1, 2) @ a.conj()  # A^T conj(A): its eigenvectors span the patch space itself
-    evals, evecs = torch.linalg.eigh(gram)
-    evals = evals.clamp(min=0)
-    keep = evals > (thresh**2) * evals[:, -1:]
-    rank = keep.sum(dim=1)
-    kept = evecs * keep.unsqueeze(1).to(evecs.dtype)
-    proj = kept @ kept.conj().transpose(1, 2)  # (S, N, N), N = C*ky*kx
+    proj, rank = signal_projector(gram, thresh, subspace)  # (S, N, N), N = C*ky*kx
     proj = proj.reshape(s, c, ky * kx, c, ky * kx).permute(0, 1, 3, 2, 4).reshape(s, c, c, -1)
     ny, nx = 2 * ky - 1, 2 * kx - 1
     kern = torch.zeros(s, c, c, ny * nx, dtype=acs.dtype, device=device)
@@ -141,12 +160,15 @@ def map_sets(
     first is cropped at ``crop`` as in one-set mode. Eigenvalues ``(S, 2, H, W)`` either way.
     """
     s, c = acs.shape[:2]
-    lam, vec = torch.linalg.eigh(g)
+    lam, vec = hermitian_eigh(g)
     top2 = lam[..., -2:].flip(-1).clamp(min=0) if c > 1 else torch.cat([lam[..., -1:], torch.zeros_like(lam[..., -1:])], -1)
     eig = upsample_periodic(top2.permute(0, 3, 1, 2), image_shape)
     # align phases to a virtual reference coil: the principal coil combination of the ACS data
     cov = acs.reshape(s, c, -1) @ acs.reshape(s, c, -1).conj().transpose(1, 2)
-    ref = torch.linalg.eigh(cov)[1][..., -1]  # (S, C)
+    ref = hermitian_eigh(cov)[1][..., -1]  # (S, C)
+    # eigenvectors have an arbitrary phase (LAPACK and cuSOLVER differ): make the largest entry real
+    lead = ref.gather(1, ref.abs().argmax(dim=1, keepdim=True))
+    ref = ref * (lead.conj() / lead.abs().clamp(min=1e-30))
     out = []
     for k in range(min(sets, c)):
         v = vec[..., -1 - k]  # (S, gh, gw, C)

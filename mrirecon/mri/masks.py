@@ -8,6 +8,7 @@ The 2D variable-density Poisson-disc mask is ours (``poisson_disc_mask``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -41,11 +42,18 @@ class MaskSpec:
         """Raise ``ValueError`` with one sentence if the spec is unusable."""
         if self.mask_type not in MASK_TYPES:
             raise ValueError(f"unknown mask type {self.mask_type!r}; choose one of {', '.join(MASK_TYPES)}")
-        if not self.acceleration >= 1:
-            raise ValueError(f"acceleration must be at least 1, got {self.acceleration}")
+        accel = self.acceleration
+        if isinstance(accel, bool) or not isinstance(accel, (int, float)) or not math.isfinite(accel) or accel <= 1:
+            raise ValueError(f"acceleration must be a finite number above 1, got {accel}")
         cf = self.resolved_center_fraction()
-        if not 0.0 < cf <= 1.0:
-            raise ValueError(f"centre fraction must be in (0, 1], got {cf}")
+        if not (math.isfinite(cf) and 0.0 < cf < 1.0):
+            raise ValueError(f"centre fraction must be in (0, 1), got {cf}")
+        if cf > 1.0 / accel + 1e-9:
+            raise ValueError(
+                f"centre fraction {cf:g} keeps more columns than acceleration {accel:g} allows (at most 1/{accel:g} = {1 / accel:.4g})"
+            )
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
 
 
 def volume_seed(fname: str, seed: int | None = None) -> tuple[int, ...]:

@@ -154,15 +154,12 @@ def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:
         except (ValueError, OSError) as exc:
             raise InputError(path, "is not a .npy array file") from exc
     elif path.suffix in (".h5", ".hdf5"):
-        import h5py
+        from mrirecon.io.h5_input import open_h5, read_dataset
 
-        try:
-            with h5py.File(path, "r") as handle:
-                if "sens_maps" not in handle:
-                    raise InputError(path, "has no 'sens_maps' dataset")
-                data = handle["sens_maps"][()]
-        except OSError as exc:
-            raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
+        with open_h5(path) as handle:
+            data = read_dataset(handle, "sens_maps", path)
+        if data is None:
+            raise InputError(path, "has no 'sens_maps' dataset")
     else:
         raise InputError(path, "sensitivity maps must be a .npy file or an .h5 file with a 'sens_maps' dataset")
     s, c, h, w = kspace_shape
@@ -178,4 +175,6 @@ def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:
     maps = torch.from_numpy(np.ascontiguousarray(data).astype(np.complex64))
     if not torch.isfinite(torch.view_as_real(maps)).all():
         raise InputError(path, "sensitivity maps have NaN or Inf values")
+    if not bool(maps.abs().amax(dim=(1, 2, 3)).gt(0).all()):
+        raise InputError(path, "sensitivity maps are all zero (in every coil of at least one slice)")
     return normalise_maps(maps).expand(s, c, h, w)

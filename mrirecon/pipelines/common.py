@@ -1,18 +1,26 @@
-"""What every file-walking pipeline shares: input expansion, progress, failure isolation, summaries."""
+"""What every file-walking pipeline shares: progress, failure isolation, manifest, stop signals, summaries.
+
+(Input expansion is ``mrirecon.pipelines.inputs``; ``expand_inputs`` and ``output_path`` are
+re-exported here for the pipelines that import them from this module.)
+"""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mrirecon.io.errors import InputError
+from mrirecon.pipelines.inputs import check_readable, expand_inputs, output_path
+from mrirecon.pipelines.manifest import Manifest
+from mrirecon.pipelines.signals import DEFAULT_GRACE, BatchInterrupted, StopSignals, requeue_job
 
 #: Progress, warnings and errors go to stderr so stdout stays clean for ``--json -``.
 stderr_console = Console(stderr=True, soft_wrap=True)
@@ -26,6 +34,7 @@ class FileResult:
     output: str | None = None
     ok: bool = True
     error: str | None = None
+    status: str = "done"  # done, skipped (valid output kept), redone, failed, interrupted
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -50,35 +59,22 @@ class BatchSummary:
     def ok(self) -> bool:
         return not self.failed
 
+    def with_status(self, status: str) -> list[FileResult]:
+        return [r for r in self.results if r.status == status]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "command": self.command,
             "succeeded": len(self.succeeded),
             "failed": len(self.failed),
+            "skipped": len(self.with_status("skipped")),
+            "redone": len(self.with_status("redone")),
             "results": [asdict(r) for r in self.results],
             **self.extra,
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
-
-
-def expand_inputs(paths: Iterable[str | Path], pattern: str = "*.h5") -> list[Path]:
-    """Files named directly, plus the ``pattern`` files of named folders (sorted). Missing paths
-    are kept so the pipeline reports them as failures."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.glob(pattern) if p.is_file() and not p.name.startswith(".")))
-        else:
-            found.append(path)
-    return found
-
-
-def output_path(out_dir: Path, input_path: Path) -> Path:
-    """The output file for ``input_path``: the same name in ``out_dir`` (fastMRI's convention)."""
-    return Path(out_dir) / input_path.name
 
 
 def run_batch(
@@ -89,13 +85,21 @@ def run_batch(
     quiet: bool = False,
     debug: bool = False,
     description: str | None = None,
+    manifest: Manifest | None = None,
+    grace: float = DEFAULT_GRACE,
+    requeue: bool = False,
 ) -> BatchSummary:
     """Run ``process`` on each input under a progress bar; a failing file is recorded, not fatal.
 
     ``InputError`` and ``ValueError`` become a one-line error for that file; other exceptions
-    too, prefixed "unexpected error", with the traceback shown only when ``debug``.
+    too, prefixed "unexpected error". With ``debug`` every such error shows its traceback too. Each finished
+    file is appended to ``manifest`` (if given). SIGTERM, SIGINT and SIGUSR1 stop the batch
+    (``mrirecon.pipelines.signals``): the summary so far is printed, the job is requeued with
+    ``requeue``, and ``BatchInterrupted`` (a ``SystemExit`` with code 128 + signal) is raised,
+    carrying the summary as ``.summary``.
     """
     summary = BatchSummary(command)
+    stops = StopSignals(grace)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -103,29 +107,71 @@ def run_batch(
         TimeElapsedColumn(),
         TextColumn("{task.fields[current]}"),
     )
-    with Progress(*columns, console=stderr_console, disable=quiet, transient=False) as progress:
+    with stops.installed(), Progress(*columns, console=stderr_console, disable=quiet, transient=False) as progress:
         task = progress.add_task(description or command, total=len(inputs), current="")
-        for path in inputs:
-            progress.update(task, current=path.name)
-            start = time.perf_counter()
-            try:
-                result = process(path)
-            except KeyboardInterrupt:
-                raise
-            except InputError as exc:
-                result = FileResult(str(path), ok=False, error=str(exc))
-            except (ValueError, OSError) as exc:
-                result = FileResult(str(path), ok=False, error=f"{path}: {exc}")
-            except Exception as exc:  # isolate the file; the batch goes on
-                if debug:
-                    traceback.print_exc()
-                result = FileResult(str(path), ok=False, error=f"{path}: unexpected error: {type(exc).__name__}: {exc}")
-            result.seconds = time.perf_counter() - start
-            summary.results.append(result)
-            if not result.ok and not quiet:
-                progress.console.print(f"[red]error[/red] {result.error}", highlight=False)
-            for warning in result.info.pop("warnings", []):
-                if not quiet:
-                    progress.console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
-            progress.advance(task)
+        try:
+            for path in inputs:
+                progress.update(task, current=path.name)
+                result = _process_one(path, process, stops, debug)
+                summary.results.append(result)
+                if manifest is not None:
+                    manifest.record(input=result.input, output=result.output, status=result.status,
+                                    error=result.error, seconds=result.seconds)
+                if result.status == "interrupted":
+                    raise BatchInterrupted(stops.stop_requested or signal.SIGTERM)
+                if not result.ok and not quiet:
+                    progress.console.print(f"[red]error[/red] {result.error}", highlight=False)
+                for warning in result.info.pop("warnings", []):
+                    if not quiet:
+                        progress.console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+                progress.advance(task)
+                if stops.stop_requested is not None:
+                    raise BatchInterrupted(stops.stop_requested)
+        except BatchInterrupted as stop:
+            stop.summary = summary  # type: ignore[attr-defined]
+            progress.stop()
+            _report_interruption(summary, stop, len(inputs), requeue)
+            raise
     return summary
+
+
+def _process_one(path: Path, process: Callable[[Path], FileResult], stops: StopSignals, debug: bool) -> FileResult:
+    start = time.perf_counter()
+    try:
+        with stops.in_file():
+            check_readable(path)
+            result = process(path)
+    except BatchInterrupted as stop:
+        result = FileResult(str(path), ok=False, status="interrupted",
+                            error=f"{path}: abandoned on {stop.signal_name}; nothing was written")
+    except Exception as exc:  # isolate the file; the batch goes on
+        if debug:
+            stderr_console.print(traceback.format_exc(), highlight=False, markup=False, end="")
+        if isinstance(exc, InputError):
+            result = FileResult(str(path), ok=False, status="failed", error=str(exc))
+        elif isinstance(exc, (ValueError, OSError)):
+            result = FileResult(str(path), ok=False, status="failed", error=f"{path}: {exc}")
+        else:
+            result = FileResult(str(path), ok=False, status="failed",
+                                error=f"{path}: unexpected error: {type(exc).__name__}: {exc}")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _report_interruption(summary: BatchSummary, stop: BatchInterrupted, total: int, requeue: bool) -> None:
+    summary.extra["interrupted"] = stop.signal_name
+    finished = [r for r in summary.results if r.status != "interrupted"]
+    ok = sum(r.ok for r in finished)
+    line = (
+        f"{summary.command}: stopped by {stop.signal_name} after {len(finished)} of {total} file(s): "
+        f"{ok} done, {len(finished) - ok} failed, {total - len(finished)} not done; "
+        f"rerun with --skip-existing to resume (exit {stop.code})"
+    )
+    stderr_console.print(f"[yellow]{line}[/yellow]", highlight=False)
+    if requeue:
+        stderr_console.print(requeue_job(), highlight=False)
+
+
+__all__ = [
+    "BatchSummary", "FileResult", "run_batch", "stderr_console", "expand_inputs", "output_path", "BatchInterrupted",
+]

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from mrirecon.io.atomic import atomic_path
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import read_reconstruction
 from mrirecon.metrics import ssim
 from mrirecon.mri.crop import center_crop
-from mrirecon.pipelines.evaluate import METRICS, EvalConfig, EvalSummary, evaluate, load_target_volume
+from mrirecon.pipelines.evaluate import METRICS, EvalConfig, EvalSummary, evaluate, load_target_volume, scoring_pairs
 
 
 @dataclass
@@ -27,17 +28,24 @@ class ComparisonSummary:
     def ok(self) -> bool:
         return all(s.ok for s in self.methods.values())
 
+    @property
+    def summary_line(self) -> str:
+        """``compare: 3 method(s) x 4 volume(s) scored, 0 failed``."""
+        scored = max((len(s.volumes) for s in self.methods.values()), default=0)
+        failed = sum(len(s.failed) for s in self.methods.values())
+        return f"compare: {len(self.methods)} method(s) x {scored} volume(s) scored, {failed} failed"
+
     def to_dict(self) -> dict[str, Any]:
         return {"methods": {name: s.to_dict() for name, s in self.methods.items()}, "figure": self.figure}
 
 
 def parse_method(text: str) -> tuple[str, Path]:
-    """``NAME=DIR`` (or just ``DIR``, named after the folder)."""
+    """``NAME=PATH`` (or just ``PATH``, named after it); PATH is a folder or a file."""
     name, sep, folder = text.partition("=")
     if not sep:
-        return Path(text).name, Path(text)
+        return Path(text).stem, Path(text)
     if not name or not folder:
-        raise ValueError(f"--pred must look like NAME=DIR, got {text!r}")
+        raise ValueError(f"--pred must look like NAME=PATH, got {text!r}")
     return name, Path(folder)
 
 
@@ -47,16 +55,20 @@ def compare(
     config: EvalConfig,
     png: str | Path | None = None,
     quiet: bool = False,
+    debug: bool = False,
 ) -> ComparisonSummary:
-    """Score each method's folder against ``target_dir`` (as ``eval`` does) and optionally draw a figure."""
+    """Score each method's predictions (a folder or a file) against ``target_dir`` (a folder or a
+    file), as ``eval`` does, one progress bar per method; optionally draw a figure."""
     if not methods:
-        raise ValueError("give at least one --pred NAME=DIR")
+        raise ValueError("give at least one --pred NAME=PATH")
     names = [name for name, _ in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"method names must be distinct, got {', '.join(names)}")
+    for _, path in methods:  # every path checked before any scoring starts
+        scoring_pairs(target_dir, path)
     summary = ComparisonSummary()
-    for name, folder in methods:
-        summary.methods[name] = evaluate(target_dir, folder, config, quiet=quiet)
+    for name, path in methods:
+        summary.methods[name] = evaluate(target_dir, path, config, quiet=quiet, debug=debug, label=name)
     if png is not None:
         summary.figure = str(draw_comparison(Path(target_dir), methods, summary, Path(png), config.challenge))
     return summary
@@ -101,14 +113,15 @@ def draw_comparison(
     if not first.volumes:
         raise InputError(target_dir, "no scored volume to draw")
     volume = first.volumes[0].name
-    target = load_target_volume(target_dir / volume, challenge).numpy()
+    target_path = target_dir if target_dir.is_file() else target_dir / volume
+    target = load_target_volume(target_path, challenge).numpy()
     width = target.shape[-1]
     target = center_crop(target, (width, width))
     index = target.shape[0] // 2
     vmax = float(target.max())
     columns = [("target", target[index], None)]
-    for name, folder in methods:
-        recon = center_crop(read_reconstruction(folder / volume), (width, width))
+    for name, path in methods:
+        recon = center_crop(read_reconstruction(scoring_pairs(target_path, path)[target_path]), (width, width))
         score = ssim(target[index : index + 1], recon[index : index + 1], data_range=vmax)
         vol_score = next((v.ssim for v in summary.methods[name].volumes if v.name == volume), float("nan"))
         columns.append((f"{name}\nSSIM {vol_score:.3f} (slice {score:.3f})", recon[index], recon[index] - target[index]))
@@ -123,9 +136,9 @@ def draw_comparison(
             axes[row, col].axis("off")
     fig.suptitle(f"{volume}, slice {index}", fontsize=10)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(png)
+    try:
+        with atomic_path(png, overwrite=True) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return png

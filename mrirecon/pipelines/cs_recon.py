@@ -3,9 +3,10 @@
 Per file: the sampling mask (the file's own, or drawn on the fly exactly as ``subsample``
 draws it), the calibration region (``num_low_frequency`` or the detected fully sampled centre),
 coil sensitivities (ESPIRiT, low-resolution ACS maps, or a map file; none for single coil),
-then ``mrirecon.cs.recon.tv_recon`` on chunks of ``batch_slices`` slices on the device (on CUDA
-out-of-memory the chunk is halved and retried); the magnitude is cropped exactly as ``zf-recon``
-crops.
+then ``mrirecon.cs.recon.tv_recon`` on chunks of ``batch_slices`` slices on the device; the
+magnitude is cropped exactly as ``zf-recon`` crops. ``TVCompressedSensing`` is the method object
+the recon runner (``mrirecon.pipelines.runner``) calls per chunk; the runner owns the files, the
+mask, the chunks (halved on out-of-memory) and the crop.
 
 Readout window (default; ``full_readout`` / ``--full-readout`` turns it off): with a column mask
 the readout (rows) is fully sampled, so each image row is its own data-consistency problem and
@@ -28,9 +29,10 @@ see ``scripts/bench_cs.py``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -39,16 +41,16 @@ from mrirecon.cs.chunk import MAP_CHOICES, MIN_CALIBRATION, ChunkConfig, reconst
 from mrirecon.cs.recon import SOLVERS
 from mrirecon.cs.tv import TV_KINDS
 from mrirecon.io.errors import InputError
-from mrirecon.io.fastmri_h5 import check_writable, open_volume, write_reconstruction
+from mrirecon.io.fastmri_h5 import Volume, open_volume
 from mrirecon.mri.coil_compression import compress, compression_matrix
-from mrirecon.mri.crop import center_crop, recon_crop_size
+from mrirecon.mri.crop import recon_crop_size
 from mrirecon.mri.masks import MaskSpec
 from mrirecon.mri.readout import readout_window
 from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, load_maps, normalise_maps
-from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, output_path, run_batch, stderr_console
-from mrirecon.pipelines.devices import resolve_device
-from mrirecon.pipelines.sampling import read_sampled_kspace, sampling_for
-from mrirecon.pipelines.zf_recon import recon_attrs
+from mrirecon.pipelines.batch import BatchOptions
+from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, stderr_console
+from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, recon_file, run_recon
+from mrirecon.pipelines.sampling import SamplingMask
 
 #: (lambda, iterations) per acceleration, at the reference scale of ``mrirecon.cs.recon``.
 DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 20), 8: (0.01, 30)}
@@ -62,9 +64,16 @@ CPU_BATCH_SLICES = 8
 READOUT_MARGIN = 20
 
 
-def default_parameters(acceleration: float) -> tuple[float, int]:
+#: Single-coil overrides of ``DEFAULTS`` (textured sample scans and the real GRE phantom prefer
+#: less TV at 8x without the coils' redundancy).
+SINGLECOIL_DEFAULTS: dict[int, tuple[float, int]] = {8: (0.006, 30)}
+
+
+def default_parameters(acceleration: float, multicoil: bool = True) -> tuple[float, int]:
     """Default ``(lam, iters)`` for the nearest tuned acceleration."""
     key = min(DEFAULTS, key=lambda a: abs(a - acceleration))
+    if not multicoil and key in SINGLECOIL_DEFAULTS:
+        return SINGLECOIL_DEFAULTS[key]
     return DEFAULTS[key]
 
 
@@ -95,7 +104,7 @@ class CSConfig:
                 self.lam = float(self.lam)
             except ValueError:
                 raise ValueError(f"--lam must be a non-negative number or auto, got {self.lam!r}") from None
-        if isinstance(self.lam, float) and not self.lam >= 0:
+        if isinstance(self.lam, (int, float)) and not self.lam >= 0:
             raise ValueError(f"--lam must be non-negative, got {self.lam}")
         if self.maps not in MAP_CHOICES:
             raise ValueError(f"unknown --maps {self.maps!r}; use 1, 2 or auto")
@@ -128,105 +137,133 @@ def solve_window(sampling_mask: np.ndarray, image_hw: tuple[int, int], recon_hw:
     return readout_window(image_hw[0], out_rows, READOUT_MARGIN)
 
 
-def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
-    """Reconstruct one volume by TV compressed sensing and write it to ``out_path``."""
-    check_writable(out_path, config.overwrite)
-    device = resolve_device(config.device)
-    notes: list[str] = []
-    with open_volume(path) as volume:
-        notes.extend(volume.warnings)
-        sampling = sampling_for(volume, config.mask, required=True)
-        default_lam, default_iters = default_parameters(sampling.acceleration)
-        lam = config.lam if isinstance(config.lam, float) else ("auto" if config.lam == "auto" else default_lam)
-        iters = default_iters if config.iters is None else config.iters
-        hw = tuple(volume.kspace_shape[-2:])
-        calib = calibration_region(sampling.mask, hw, sampling.num_low_frequency)
-        window = None if config.full_readout else solve_window(sampling.mask, hw, volume.recon_crop)
-        file_maps = None
+class _CSJob(VolumeJob):
+    """One volume: sampling-derived parameters, calibration region, readout window, per-chunk maps."""
+
+    def __init__(self, method: "TVCompressedSensing", volume: Volume, sampling: SamplingMask, device: torch.device):
+        super().__init__(volume, sampling, device)
+        config = method.config
+        path = volume.path
+        self.config = config
+        default_lam, default_iters = default_parameters(sampling.acceleration, volume.multicoil)
+        self.default_lam = default_lam
+        self.lam = default_lam if config.lam is None else config.lam
+        self.iters = default_iters if config.iters is None else config.iters
+        self.hw = tuple(volume.kspace_shape[-2:])
+        self.calib = calibration_region(sampling.mask, self.hw, sampling.num_low_frequency)
+        self.window = None if config.full_readout else solve_window(sampling.mask, self.hw, volume.recon_crop)
+        self.file_maps = None
         if volume.multicoil and config.sens_maps is not None:
-            file_maps = load_maps(config.sens_maps, volume.kspace_shape)
-        elif volume.multicoil and min(calib) < MIN_CALIBRATION and config.maps != "auto":
+            self.file_maps = load_maps(config.sens_maps, volume.kspace_shape)
+        elif volume.multicoil and min(self.calib) < (MIN_CALIBRATION if config.maps != "auto" else 1):
             raise InputError(
                 path,
-                f"has a {calib[0]}x{calib[1]} fully sampled centre, too small to estimate coil sensitivities "
+                f"has a {self.calib[0]}x{self.calib[1]} fully sampled centre, too small to estimate coil sensitivities "
                 f"from (at least {MIN_CALIBRATION}x{MIN_CALIBRATION}); pass --sens FILE, --maps auto or a larger --center-fraction",
             )
         elif not volume.multicoil and config.sens != "espirit":
-            notes.append(f"{path}: single-coil data needs no sensitivity maps; --sens is ignored")
-        mask = torch.from_numpy(sampling.mask).to(device)
-        methods: set[str] = set()
-        virtual_coils = volume.num_coils
-        iterations: list[int] = []
-        per_slice: list[dict] = []
-        history: list[float] = []
-        chunks: list[torch.Tensor] = []
-        batch = config.batch_slices or (volume.num_slices if device.type == "cuda" else CPU_BATCH_SLICES)
-        start = 0
-        while start < volume.num_slices:
-            stop = min(start + batch, volume.num_slices)
-            try:
-                kspace = read_sampled_kspace(volume, sampling, start, stop).to(device)
-                chunk_maps = None
-                if volume.multicoil:
-                    basis = None
-                    if config.coil_energy < 1:
-                        basis = compression_matrix(kspace, calib, config.coil_energy)
-                        kspace = compress(kspace, basis)
-                    if file_maps is not None:
-                        chunk_maps = file_maps[start:stop].to(device)
-                        chunk_maps = chunk_maps if basis is None else normalise_maps(compress(chunk_maps, basis))
-                else:
-                    kspace = kspace.unsqueeze(1)
-                virtual_coils = kspace.shape[1] if volume.multicoil else 1
-                chunk_config = ChunkConfig(
-                    lam=None if lam == "auto" else float(lam), default_lam=default_lam, iters=iters, maps=config.maps,
-                    solver=config.solver, kind=config.tv, tol=config.tol,
-                    sens=config.sens if config.sens in SENS_METHODS else "espirit",
-                    weak_lam_factor=WEAK_MAPS_LAM_FACTOR if config.lam is None else 1.0, track_objective=config.verbose,
-                )
-                result = reconstruct_chunk(
-                    kspace, mask, calib, chunk_config, window=window, maps=chunk_maps, multicoil=volume.multicoil
-                )
-                methods.update(result.sensitivities)
-                notes.extend(f"{path}: slices {start}..{stop - 1}: {n}" for n in result.notes)
-            except torch.cuda.OutOfMemoryError:
-                if batch == 1:
-                    raise
-                batch = max(1, batch // 2)
-                torch.cuda.empty_cache()
-                notes.append(f"{path}: CUDA out of memory; retrying with {batch} slice(s) per batch")
-                continue
-            magnitude = result.magnitude
-            crop = recon_crop_size(tuple(magnitude.shape[-2:]), volume.recon_crop)
-            chunks.append(center_crop(magnitude, crop).cpu())
-            iterations.append(result.iterations)
-            per_slice.extend(result.slices)
-            if result.history:
-                history = result.history
-                if config.verbose:
-                    for i, value in enumerate(result.history, 1):
-                        stderr_console.print(f"{path.name} slices {start}..{stop - 1} iteration {i}: objective {value:.6g}")
-            start = stop
-        recon = torch.cat(chunks).numpy().astype(np.float32)
-        attrs = recon_attrs(volume.attrs, sampling.acceleration, "cs-tv")
-        attrs.update({"lambda": str(lam), "iterations": iters, "solver": config.solver, "tv": config.tv, "maps": config.maps})
-        write_reconstruction(out_path, recon, attrs=attrs, overwrite=config.overwrite)
-        info = {
-            "shape": list(recon.shape),
-            "lambda": lam,
-            "max_iterations": iters,
-            "iterations_run": iterations,
-            "slices": per_slice,
-            "sensitivities": sorted(methods) if methods else None,
-            "calibration": list(calib),
-            "virtual_coils": virtual_coils,
-            "solved_rows": hw[0] if window is None else window[1],
-            "device": str(device),
-            "warnings": notes,
+            self.notes.append(f"{path}: single-coil data needs no sensitivity maps; --sens is ignored")
+        self.methods: set[str] = set()
+        self.virtual_coils = volume.num_coils
+        self.iterations: list[int] = []
+        self.slices: list[dict] = []
+        self.history: list[float] = []
+
+    def reconstruct(self, kspace: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        config, volume = self.config, self.volume
+        maps = None
+        if volume.multicoil:
+            basis = None
+            if config.coil_energy < 1:
+                basis = compression_matrix(kspace, self.calib, config.coil_energy)
+                kspace = compress(kspace, basis)
+            if self.file_maps is not None:
+                maps = self.file_maps[start:stop].to(self.device)
+                maps = maps if basis is None else normalise_maps(compress(maps, basis))
+        else:
+            kspace = kspace.unsqueeze(1)
+        chunk_config = ChunkConfig(
+            lam=None if self.lam == "auto" else float(self.lam), default_lam=self.default_lam, iters=self.iters,
+            maps=config.maps, solver=config.solver, kind=config.tv, tol=config.tol,
+            sens=config.sens if config.sens in SENS_METHODS else "espirit",
+            weak_lam_factor=WEAK_MAPS_LAM_FACTOR if config.lam is None else 1.0, track_objective=config.verbose,
+        )
+        result = reconstruct_chunk(
+            kspace, self.mask, self.calib, chunk_config, window=self.window, maps=maps, multicoil=volume.multicoil
+        )
+        methods = result.sensitivities
+        sens_notes = [f"{volume.path}: slices {start}..{stop - 1}: {n}" for n in result.notes]
+        # the chunk is done: only now does it leave a trace (an out-of-memory retry repeats it)
+        self.virtual_coils = kspace.shape[1] if volume.multicoil else 1
+        self.methods |= methods
+        self.notes.extend(sens_notes)
+        self.iterations.append(result.iterations)
+        self.slices.extend(result.slices)
+        if result.history:
+            self.history = result.history
+            if config.verbose:
+                for i, value in enumerate(result.history, 1):
+                    stderr_console.print(f"{volume.path.name} slices {start}..{stop - 1} iteration {i}: objective {value:.6g}")
+        return result.magnitude
+
+    def attrs(self) -> dict[str, Any]:
+        return {"lambda": self.lam, "iterations": self.iters, "solver": self.config.solver, "tv": self.config.tv,
+                "maps": self.config.maps}
+
+    def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "lambda": self.lam,
+            "max_iterations": self.iters,
+            "iterations_run": self.iterations,
+            "slices": self.slices,
+            "sensitivities": sorted(self.methods) if self.methods else None,
+            "calibration": list(self.calib),
+            "virtual_coils": self.virtual_coils,
+            "solved_rows": self.hw[0] if self.window is None else self.window[1],
+            "device": str(self.device),
         }
-        if history:
-            info["objective_last_chunk"] = history
-        return FileResult(str(path), output=str(out_path), info=info)
+        if self.history:
+            info["objective_last_chunk"] = self.history
+        return info
+
+
+class TVCompressedSensing(Method):
+    """Total-variation CS (``mrirecon.cs.recon.tv_recon``) with the options of ``CSConfig``."""
+
+    name = "cs-tv"
+    needs_mask = True
+
+    def __init__(self, config: CSConfig):
+        self.config = config
+
+    def options(self) -> dict[str, Any]:
+        c = self.config
+        sens: str = c.sens
+        if c.sens_maps is not None:  # the maps' content, not only their name, decides the output
+            sens = f"file:{hashlib.sha256(c.sens_maps.read_bytes()).hexdigest()[:16]}"
+        return {
+            "lam": c.lam, "iters": c.iters, "tol": c.tol, "solver": c.solver, "tv": c.tv, "sens": sens, "maps": c.maps,
+            "coil_energy": c.coil_energy, "full_readout": c.full_readout,
+        }
+
+    def chunk_slices(self, volume: Volume, device: torch.device) -> int:
+        return volume.num_slices if device.type == "cuda" else CPU_BATCH_SLICES
+
+    def begin(self, volume: Volume, sampling: SamplingMask | None, device: torch.device) -> VolumeJob:
+        assert sampling is not None  # needs_mask
+        return _CSJob(self, volume, sampling, device)
+
+
+def run_options(config: CSConfig, quiet: bool = False, debug: bool = False, batch: BatchOptions | None = None) -> RunOptions:
+    """The runner's share of ``config``, with the batch options."""
+    return RunOptions.of(batch, mask=config.mask, device=config.device, batch_slices=config.batch_slices,
+                         overwrite=config.overwrite, quiet=quiet, debug=debug)
+
+
+def cs_file(path: Path, out_path: Path, config: CSConfig) -> FileResult:
+    """Reconstruct one volume by TV compressed sensing and write it to ``out_path``."""
+    config.validate()
+    return recon_file(TVCompressedSensing(config), Path(path), Path(out_path), run_options(config))
 
 
 def _check_map_shapes(files: Sequence[Path], maps_path: Path) -> None:
@@ -248,16 +285,10 @@ def cs_recon(
     *,
     quiet: bool = False,
     debug: bool = False,
+    batch: BatchOptions | None = None,
 ) -> BatchSummary:
-    """TV compressed-sensing reconstruction of every input file into ``out_dir``."""
+    """TV compressed-sensing reconstruction of this shard's input files into ``out_dir``."""
     config.validate()
-    resolve_device(config.device)
-    files = expand_inputs(inputs)
-    if not files:
-        raise InputError(None, "no input files found")
     if config.sens_maps is not None:
-        _check_map_shapes(files, config.sens_maps)
-    out_dir = Path(out_dir)
-    return run_batch(
-        "cs-recon", files, lambda p: cs_file(p, output_path(out_dir, p), config), quiet=quiet, debug=debug
-    )
+        _check_map_shapes(expand_inputs(inputs), config.sens_maps)
+    return run_recon("cs-recon", TVCompressedSensing(config), inputs, out_dir, run_options(config, quiet, debug, batch))

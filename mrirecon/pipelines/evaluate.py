@@ -31,6 +31,7 @@ from rich.table import Table
 
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import TARGET_KEYS, open_volume
+from mrirecon.io.h5_input import check_bounds, get_dataset, open_h5
 from mrirecon.metrics import volume_metrics
 from mrirecon.mri.zero_filled import zero_filled
 from mrirecon.pipelines.common import FileResult, expand_inputs, run_batch
@@ -113,28 +114,53 @@ class EvalSummary:
         }
 
 
-def evaluate(
-    target_dir: str | Path, pred_dir: str | Path, config: EvalConfig, quiet: bool = False, debug: bool = False
-) -> EvalSummary:
-    """Score every prediction in ``pred_dir`` against the target of the same name in ``target_dir``.
+def scoring_pairs(target: str | Path, pred: str | Path) -> dict[Path, Path]:
+    """Each target file and the prediction it is scored against.
 
-    Raises ``InputError`` for a missing folder, a folder without ``*.h5`` files, or when the
+    ``target`` and ``pred`` are folders (each target ``*.h5`` with the prediction of the same
+    name), a folder and a file (the file with the file of the same name in the folder), or two
+    files. Raises ``InputError`` for a missing path or a target folder without ``*.h5`` files.
+    """
+    target, pred = Path(target), Path(pred)
+    for path, what in ((target, "target"), (pred, "prediction")):
+        if not path.exists():
+            raise InputError(path, f"{what} file or folder does not exist")
+    if target.is_dir():
+        if not pred.is_dir():
+            if not (target / pred.name).is_file():
+                raise InputError(pred, f"has no target of the same name in {target}")
+            return {target / pred.name: pred}
+        targets = expand_inputs([target])
+        if not targets:
+            raise InputError(target, "has no *.h5 target files")
+        return {t: pred / t.name for t in targets}
+    return {target: pred / target.name if pred.is_dir() else pred}
+
+
+def evaluate(
+    target: str | Path,
+    pred: str | Path,
+    config: EvalConfig,
+    quiet: bool = False,
+    debug: bool = False,
+    label: str = "eval",
+) -> EvalSummary:
+    """Score the predictions in ``pred`` against the targets in ``target`` (files or folders,
+    see ``scoring_pairs``); ``label`` names the progress bar.
+
+    Raises ``InputError`` for a missing path, a folder without ``*.h5`` files, or when the
     filters leave no volume. A volume that cannot be scored (no prediction, bad shapes, ...)
     is recorded in ``failed`` and the others go on.
     """
     start = time.perf_counter()
     config.validate()
     device = resolve_device(config.device)
-    target_dir, pred_dir = Path(target_dir), Path(pred_dir)
-    for folder, what in ((target_dir, "target"), (pred_dir, "prediction")):
-        if not folder.is_dir():
-            raise InputError(folder, f"{what} folder does not exist" if not folder.exists() else "is not a folder")
-    targets = expand_inputs([target_dir])
-    if not targets:
-        raise InputError(target_dir, "has no *.h5 target files")
+    pairs = scoring_pairs(target, pred)
+    target_dir = Path(target)
 
     batch = run_batch(
-        "eval", targets, lambda p: _score_file(p, pred_dir / p.name, config, device), quiet=quiet, debug=debug
+        "eval", list(pairs), lambda p: _score_file(p, pairs[p], config, device), quiet=quiet, debug=debug,
+        description=label,
     )
 
     summary = EvalSummary(device=str(device))
@@ -172,7 +198,7 @@ def threshold_failures(summary: EvalSummary, config: EvalConfig) -> list[str]:
 
 
 def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: torch.device) -> FileResult:
-    with _open_h5(target_path) as target:
+    with open_h5(target_path) as target:
         attrs = target.attrs
         if config.acquisition is not None:
             acquisition = _text(attrs.get("acquisition"))
@@ -180,7 +206,7 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
                 return _skipped(target_path, f"acquisition is {acquisition}, not {config.acquisition}")
         if not pred_path.is_file():
             raise InputError(pred_path, "no prediction for this target (missing file)")
-        with _open_h5(pred_path) as pred:
+        with open_h5(pred_path) as pred:
             if config.acceleration is not None:
                 found = attrs.get("acceleration", pred.attrs.get("acceleration"))
                 if found is None:
@@ -209,13 +235,6 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
     return FileResult(str(target_path), output=str(pred_path), info={"score": score})
 
 
-def _open_h5(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(path, f"cannot be opened as HDF5 ({exc})") from exc
-
-
 def _skipped(path: Path, reason: str) -> FileResult:
     return FileResult(str(path), info={"skipped": reason})
 
@@ -242,10 +261,11 @@ def _target_key(target: h5py.File, path: Path, challenge: str | None) -> str:
 
 def _read_float_volume(handle: h5py.File, key: str, path: Path) -> np.ndarray:
     """A ``(slices, H, W)`` float dataset read whole, in its own dtype."""
-    dataset = handle[key]
-    if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 3 or dataset.dtype.kind != "f":
+    dataset = get_dataset(handle, key, path)
+    if dataset is None or dataset.ndim != 3 or dataset.dtype.kind != "f":
         shape = getattr(dataset, "shape", None)
         raise InputError(path, f"'{key}' is not a float (slices, H, W) dataset (shape {shape})")
+    check_bounds(tuple(dataset.shape), key, path, "SHW")
     return dataset[()]
 
 
@@ -298,7 +318,7 @@ def load_target_volume(path: str | Path, challenge: str | None = None, device: s
     """The target ``eval`` scores against for the file at ``path`` (its target dataset, or the
     zero-filled image of its fully sampled k-space), uncropped, on ``device``."""
     path = Path(path)
-    with h5py.File(path, "r") as target:
+    with open_h5(path) as target:
         key = _target_key(target, path, challenge)
         if key in target:
             return torch.from_numpy(_read_float_volume(target, key, path)).to(device)

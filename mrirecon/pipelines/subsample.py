@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+import h5py
 import numpy as np
 
 from mrirecon.io.errors import InputError
-from mrirecon.io.fastmri_h5 import TARGET_KEYS, atomic_h5, check_writable, open_volume
+from mrirecon.io.fastmri_h5 import TARGET_KEYS, atomic_h5, open_volume
 from mrirecon.mri.masks import MaskSpec
-from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, output_path, run_batch
+from mrirecon.pipelines.batch import (
+    REDO, SKIP, BatchOptions, dataset_problem, h5_output_problem, output_action, run_file_batch, skipped,
+)
+from mrirecon.pipelines.common import BatchSummary, FileResult
+from mrirecon.pipelines.manifest import dataset_manifest_dir
 from mrirecon.pipelines.sampling import sampling_for
 
 #: Slices read and written at a time: bounds memory for large multi-coil volumes.
@@ -19,24 +26,39 @@ SLICES_PER_CHUNK = 4
 
 
 @dataclass
-class SubsampleConfig:
-    """Mask options (``mask.seed`` None: fastMRI's per-volume seed) and output policy."""
+class SubsampleConfig(BatchOptions):
+    """Mask options (``mask.seed`` None: fastMRI's per-volume seed) and the batch options."""
 
     mask: MaskSpec = field(default_factory=MaskSpec)
-    overwrite: bool = False
+
+    def options_hash(self) -> str:
+        """A short hash of the mask options (stored in each output; ``--skip-existing`` compares it)."""
+        return hashlib.sha256(json.dumps(asdict(self.mask), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _output_check(shape: tuple[int, ...]) -> Callable[[h5py.File], str | None]:
+    def check(handle: h5py.File) -> str | None:
+        if "mask" not in handle:
+            return "it has no 'mask' dataset"
+        return dataset_problem(handle, "kspace", shape)
+
+    return check
 
 
 def subsample_file(path: Path, out_path: Path, config: SubsampleConfig) -> FileResult:
     """Undersample one volume into ``out_path``: masked ``kspace``, ``mask``, attributes
     ``acceleration`` and ``num_low_frequency``, header and other attributes carried over, no target."""
-    check_writable(out_path, config.overwrite)
+    digest = config.options_hash()
     with open_volume(path) as volume:
+        shape = volume.kspace_shape
+        action, reason = output_action(out_path, config, lambda out: h5_output_problem(out, digest, _output_check(shape)))
+        if action == SKIP:
+            return skipped(path, out_path)
         if volume.mask is not None:
             raise InputError(path, "is already undersampled (it has a 'mask')")
         sampling = sampling_for(volume, config.mask)
         assert sampling is not None
-        shape = volume.kspace_shape
-        with atomic_h5(out_path, config.overwrite) as out:
+        with atomic_h5(out_path, action == REDO) as out:
             kspace_out = out.create_dataset("kspace", shape=shape, dtype=np.complex64)
             for start in range(0, volume.num_slices, SLICES_PER_CHUNK):
                 stop = min(start + SLICES_PER_CHUNK, volume.num_slices)
@@ -50,14 +72,19 @@ def subsample_file(path: Path, out_path: Path, config: SubsampleConfig) -> FileR
             out.attrs["acceleration"] = config.mask.acceleration
             out.attrs["num_low_frequency"] = sampling.num_low_frequency
             out.attrs["mask_type"] = config.mask.mask_type
+            out.attrs["options_hash"] = digest
         sampled = float(sampling.mask.mean())
+        warnings = list(volume.warnings)
+        if action == REDO and reason != "--overwrite":
+            warnings.append(f"{out_path}: redone, because {reason}")
         return FileResult(
             str(path),
             output=str(out_path),
+            status="redone" if action == REDO and reason != "--overwrite" else "done",
             info={
                 "sampled_fraction": sampled,
                 "num_low_frequency": sampling.num_low_frequency,
-                "warnings": volume.warnings,
+                "warnings": warnings,
                 "dropped": [k for k in TARGET_KEYS.values() if k in volume.handle],
             },
         )
@@ -71,16 +98,11 @@ def subsample(
     quiet: bool = False,
     debug: bool = False,
 ) -> BatchSummary:
-    """Subsample every input file (folders expand to their ``*.h5``) into ``out_dir``."""
+    """Subsample this shard's input files (folders expand to their ``*.h5``/``*.hdf5``) into ``out_dir``."""
     config.mask.validate()
-    out_dir = Path(out_dir)
-    files = expand_inputs(inputs)
-    if not files:
-        raise InputError(None, "no input files found")
-    return run_batch(
-        "subsample",
-        files,
-        lambda p: subsample_file(p, output_path(out_dir, p), config),
-        quiet=quiet,
-        debug=debug,
+    config.quiet = config.quiet or quiet
+    config.debug = config.debug or debug
+    return run_file_batch(
+        "subsample", inputs, out_dir, config, lambda p, out: subsample_file(p, out, config),
+        options_hash=config.options_hash(), manifest_folder=dataset_manifest_dir(out_dir),
     )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from mrirecon.io.errors import InputError
-from mrirecon.io.fastmri_h5 import check_writable, open_volume, write_reconstruction
+import torch
+
+from mrirecon.io.fastmri_h5 import Volume
 from mrirecon.mri.masks import MaskSpec
-from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, output_path, run_batch
-from mrirecon.pipelines.sampling import sampling_for
-from mrirecon.pipelines.zf_recon import recon_attrs
+from mrirecon.pipelines.batch import BatchOptions
+from mrirecon.pipelines.common import BatchSummary
+from mrirecon.pipelines.devices import resolve_device
+from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, run_recon
+from mrirecon.pipelines.sampling import SamplingMask
 from mrirecon.train.checkpoint import model_from_checkpoint
-from mrirecon.train.distributed import resolve_device
-from mrirecon.train.inference import reconstruct_volume
+from mrirecon.train.inference import unet_forward
 
 
 @dataclass
@@ -29,6 +32,44 @@ class UnetReconConfig:
     overwrite: bool = False
 
 
+class _UnetJob(VolumeJob):
+    def __init__(self, method: "UnetMethod", volume: Volume, sampling: SamplingMask | None, device: torch.device):
+        super().__init__(volume, sampling, device)
+        self.method = method
+
+    def reconstruct(self, kspace: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        output, inputs = unet_forward(self.method.model_on(self.device), kspace, self.volume.recon_crop, amp=self.method.amp)
+        return inputs.denormalise(output)
+
+    def attrs(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.method.checkpoint)}
+
+
+class UnetMethod(Method):
+    """A trained U-Net (``mrirecon train``), de-normalised to the input's scale, cropped like zf-recon."""
+
+    name = "unet"
+    needs_mask = True
+
+    def __init__(self, checkpoint: Path, amp: bool = False):
+        self.checkpoint = Path(checkpoint)
+        self.amp = amp
+        self.model, self.train_config = model_from_checkpoint(self.checkpoint)  # checked before any file is touched
+        self.model.eval()
+
+    def model_on(self, device: torch.device) -> torch.nn.Module:
+        if next(self.model.parameters()).device != device:
+            self.model = self.model.to(device)
+        return self.model
+
+    def options(self) -> dict[str, Any]:
+        weights = hashlib.sha256(self.checkpoint.read_bytes()).hexdigest()[:16]
+        return {"checkpoint": weights, "amp": self.amp}
+
+    def begin(self, volume: Volume, sampling: SamplingMask | None, device: torch.device) -> VolumeJob:
+        return _UnetJob(self, volume, sampling, device)
+
+
 def unet_recon(
     inputs: Sequence[str | Path],
     out_dir: str | Path,
@@ -36,6 +77,7 @@ def unet_recon(
     *,
     quiet: bool = False,
     debug: bool = False,
+    batch: BatchOptions | None = None,
 ) -> BatchSummary:
     """Reconstruct every input with the U-Net of ``config.checkpoint`` into ``out_dir``.
 
@@ -43,31 +85,12 @@ def unet_recon(
     Outputs are cropped like ``zf-recon`` (header recon size, fastMRI's rule for narrow
     images) and de-normalised to the input's scale.
     """
-    if config.batch_slices < 1:
-        raise ValueError("--batch-slices must be at least 1")
-    if config.mask is not None:
-        config.mask.validate()
-    device = resolve_device(config.device)
-    model, train_config = model_from_checkpoint(config.checkpoint)
-    model = model.to(device)
-    files = expand_inputs(inputs)
-    if not files:
-        raise InputError(None, "no input files found")
-    out_dir = Path(out_dir)
-
-    def process(path: Path) -> FileResult:
-        out_path = check_writable(output_path(out_dir, path), config.overwrite)
-        with open_volume(path) as volume:
-            sampling = sampling_for(volume, config.mask, required=True)
-            mask = sampling.mask if sampling.drawn else None
-            result = reconstruct_volume(model, volume, volume.recon_crop, mask=mask, device=device,
-                                        batch_size=config.batch_slices, amp=config.amp)
-            attrs = recon_attrs(volume.attrs, sampling.acceleration, "unet")
-            attrs["checkpoint"] = str(config.checkpoint)
-            write_reconstruction(out_path, result.recon, attrs=attrs, overwrite=config.overwrite)
-            return FileResult(str(path), output=str(out_path),
-                              info={"shape": list(result.recon.shape), "warnings": volume.warnings})
-
-    summary = run_batch("unet-recon", files, process, quiet=quiet, debug=debug)
-    summary.extra["model"] = {"chans": train_config.chans, "pools": train_config.pools, "norm": train_config.norm}
+    options = RunOptions.of(batch, mask=config.mask, device=config.device, batch_slices=config.batch_slices,
+                            overwrite=config.overwrite, quiet=quiet, debug=debug)
+    options.validate()
+    resolve_device(config.device)
+    method = UnetMethod(config.checkpoint, config.amp)
+    summary = run_recon("unet-recon", method, inputs, out_dir, options)
+    tc = method.train_config
+    summary.extra["model"] = {"chans": tc.chans, "pools": tc.pools, "norm": tc.norm}
     return summary

@@ -34,8 +34,8 @@ def draw_scan(rng: np.random.Generator, acquisition: str, width: int, multicoil:
     """Random scanner settings for ``acquisition`` and ``width`` phase-encode columns: field
     strength and SNR (lower at 1.5 T and with fat suppression), signal scale, slab, padding."""
     field_strength = float(rng.choice([1.5, 3.0]))
-    snr = rng.uniform(25.0, 40.0) * (1.0 if field_strength == 3.0 else 0.65)
-    snr *= 0.6 if "FS" in acquisition else 1.0
+    snr = rng.uniform(25.0, 40.0) * (1.0 if field_strength == 3.0 else 0.75)
+    snr *= 0.75 if "FS" in acquisition else 1.0
     scale = (2.5e-4 if multicoil else 1.0e-4) * math.exp(rng.normal(0.0, 0.3))
     span = rng.uniform(1.25, 1.5)
     padded = int(round(width * rng.uniform(0.06, 0.11)))

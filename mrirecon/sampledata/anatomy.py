@@ -280,7 +280,7 @@ def draw_anatomy(rng: np.random.Generator, acquisition: str) -> Anatomy:
         warp=u(0.004, 0.012),
     )
     septa = tuple(_draw_septum(rng, body, joint) for _ in range(int(rng.integers(2, 6))))
-    vessels = tuple(_draw_dot_vessel(rng, body) for _ in range(int(rng.integers(12, 36)))) + tuple(
+    vessels = tuple(_draw_dot_vessel(rng, body) for _ in range(int(rng.integers(30, 70)))) + tuple(
         _draw_inplane_vessel(rng, body, axis_v, anterior) for _ in range(int(rng.integers(1, 4)))
     )
     cysts = tuple(
@@ -293,9 +293,12 @@ def draw_anatomy(rng: np.random.Generator, acquisition: str) -> Anatomy:
     texture = {
         "fat": u(0.02, 0.05),
         "muscle_coarse": u(0.04, 0.09),
-        "muscle_fibre": u(0.03, 0.07),
+        "muscle_fibre": u(0.06, 0.12),
         "marrow": u(0.03, 0.07),
         "cartilage": u(0.03, 0.07),
+        "trabecular": u(0.4, 0.7),
+        "fat_septa": u(0.4, 0.7),
+        "striation": u(0.35, 0.55),
     }
     return Anatomy(
         acquisition=acquisition,

@@ -29,7 +29,7 @@ from mrirecon.sampledata.shapes import (
     smooth_max,
     soft_inside,
 )
-from mrirecon.sampledata.texture import bandlimited_noise
+from mrirecon.sampledata.texture import bandlimited_noise, ridges
 
 #: Partial-volume edge scale, in pixels (the 10-90% rise is about 4x this).
 EDGE_PIXELS = 0.35
@@ -68,7 +68,11 @@ def render_magnitude(anatomy: Anatomy, grid: Grid, generator: torch.Generator) -
     image = torch.zeros(grid.shape, dtype=torch.float32, device=grid.device)
     body_sd = _limb_sd(anatomy.body, anatomy.joint, grid, inset=False)
     body = soft_inside(body_sd, edge)
-    paint(image, lv["fat"] * (1 + tex["fat"] * coarse), body)
+    # fibrous septa: a web of thin dark strands through the fat lobules
+    lobules = bandlimited_noise(grid, generator, wavelength=max(0.08, 6 * grid.pixel), z_correlation=0.04)
+    septa = tex["fat_septa"] * ridges(lobules, 0.35)
+    del lobules
+    paint(image, lv["fat"] * (1 + tex["fat"] * coarse) * (1 - septa) + lv["fibrous"] * septa, body)
     paint(image, lv["skin"], body - soft_inside(body_sd + max(anatomy.body.skin, thin), edge))
     del body_sd
 
@@ -78,6 +82,10 @@ def render_magnitude(anatomy: Anatomy, grid: Grid, generator: torch.Generator) -
     muscle = inner * (1 - 0.6 * torch.exp(-(((grid.u - anatomy.joint) / reach) ** 4)))
     cells, sheets = _muscle_cells(anatomy.muscles, grid, coarse, max(anatomy.muscles.septum, thin), edge)
     muscle_signal = lv["muscle"] * cells * (1 + tex["muscle_coarse"] * coarse + tex["muscle_fibre"] * fibre)
+    # striation: streaks of fat between the fascicles, along the fibres
+    streaks = tex["striation"] * ridges(fibre, 0.3)
+    muscle_signal = muscle_signal * (1 - streaks) + lv["fat"] * streaks
+    del streaks
     paint(image, muscle_signal, muscle * (1 - sheets))
     del coarse, fibre, cells, sheets, muscle_signal
 
@@ -91,8 +99,8 @@ def render_magnitude(anatomy: Anatomy, grid: Grid, generator: torch.Generator) -
         _paint_band(canvas, band, lv["fibrous"])
     for bone in (anatomy.femur, anatomy.tibia):
         _paint_long_bone(canvas, bone, anatomy.cartilage, lv, tex)
-    _paint_fibula(canvas, anatomy.fibula, lv, tex["marrow"])
-    _paint_patella(canvas, anatomy.patella, lv, tex["marrow"])
+    _paint_fibula(canvas, anatomy.fibula, lv, tex)
+    _paint_patella(canvas, anatomy.patella, lv, tex)
     _paint_joint(canvas, anatomy, lv)
     for band in anatomy.cruciates:
         _paint_band(canvas, band, lv["fibrous"])
@@ -193,7 +201,7 @@ def _paint_long_bone(canvas: _Canvas, bone: LongBone, cartilage: float, lv: dict
     outer = soft_inside(bone_sd(bone, grid), canvas.edge) * inner
     paint(image, lv["cortex"], outer)
     marrow = soft_inside(bone_sd(bone, grid, cortex=True), canvas.edge) * inner
-    paint(image, lv["marrow"] * (1 + tex["marrow"] * fine), marrow)
+    paint(image, _trabecular_marrow(lv, tex, fine), marrow)
     depth, amplitude, frequency, phase = bone.physis
     s, axis = _bone_frame(bone, grid)
     scar = (s - depth - amplitude * torch.sin(frequency * (grid.v - axis) + phase)).abs() - 0.5 * canvas.thin
@@ -203,7 +211,13 @@ def _paint_long_bone(canvas: _Canvas, bone: LongBone, cartilage: float, lv: dict
     paint(image, lv["cartilage"] * (1 + tex["cartilage"] * fine), (coated - outer).clamp_min(0.0) * cover)
 
 
-def _paint_fibula(canvas: _Canvas, fib: Fibula, lv: dict, texture: float) -> None:
+def _trabecular_marrow(lv: dict, tex: dict, fine: torch.Tensor) -> torch.Tensor:
+    """Marrow signal crossed by a web of dark trabeculae (cancellous bone)."""
+    trabeculae = tex["trabecular"] * ridges(fine, 0.3)
+    return lv["marrow"] * (1 + tex["marrow"] * fine) * (1 - trabeculae) + lv["cortex"] * trabeculae
+
+
+def _paint_fibula(canvas: _Canvas, fib: Fibula, lv: dict, tex: dict) -> None:
     head = fib.head
     reach_v = max(head.radii[1], fib.radius) + abs(fib.slant) * 2.5 + 0.05
     reach_z = max(head.radii[2], fib.radius) + 0.05
@@ -225,11 +239,10 @@ def _paint_fibula(canvas: _Canvas, fib: Fibula, lv: dict, texture: float) -> Non
 
     image, inner = canvas.image[index], canvas.inner[index]
     paint(image, lv["cortex"], soft_inside(sd(0.0), canvas.edge) * inner)
-    marrow = lv["marrow"] * (1 + texture * canvas.fine[index])
-    paint(image, marrow, soft_inside(sd(fib.cortex), canvas.edge) * inner)
+    paint(image, _trabecular_marrow(lv, tex, canvas.fine[index]), soft_inside(sd(fib.cortex), canvas.edge) * inner)
 
 
-def _paint_patella(canvas: _Canvas, patella: Ellipsoid, lv: dict, texture: float) -> None:
+def _paint_patella(canvas: _Canvas, patella: Ellipsoid, lv: dict, tex: dict) -> None:
     found = _ellipsoid_region(canvas, patella)
     if found is None:
         return
@@ -237,7 +250,7 @@ def _paint_patella(canvas: _Canvas, patella: Ellipsoid, lv: dict, texture: float
     image, inner = canvas.image[index], canvas.inner[index]
     paint(image, lv["cortex"], soft_inside(ellipsoid_sd(grid, patella.centre, patella.radii), canvas.edge) * inner)
     marrow = ellipsoid_sd(grid, patella.centre, tuple(r - 0.012 for r in patella.radii))
-    paint(image, lv["marrow"] * (1 + texture * canvas.fine[index]), soft_inside(marrow, canvas.edge) * inner)
+    paint(image, _trabecular_marrow(lv, tex, canvas.fine[index]), soft_inside(marrow, canvas.edge) * inner)
 
 
 def _paint_ellipsoid(canvas: _Canvas, shape: Ellipsoid, level: float) -> None:

@@ -1,4 +1,5 @@
-"""Tissue texture: band-limited Gaussian noise, correlated across neighbouring slices."""
+"""Tissue texture: band-limited Gaussian noise, correlated across neighbouring slices, and the
+thin networks (trabeculae, fat septa, fibre streaks) drawn along its zero crossings."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ def bandlimited_noise(
     spectrum.mul_(gain)
     field = torch.fft.irfftn(spectrum, s=(depth, height, width), dim=(-3, -2, -1), norm="ortho")
     return field[pad : pad + slices].div_(_filtered_std(gain, width))
+
+
+def ridges(field: torch.Tensor, width: float) -> torch.Tensor:
+    """A network of thin lines in [0, 1] along the zero crossings of a unit-variance ``field``.
+
+    The zero set of band-limited noise is a web of closed curves, like trabeculae in marrow or
+    fibrous septa in fat; ``width`` (in units of the field's standard deviation) sets how thick
+    the lines are relative to the field's wavelength (0.3: about a tenth of it).
+    """
+    return torch.exp(-(field / width).square())
 
 
 def _filtered_std(gain: torch.Tensor, width: int) -> float:

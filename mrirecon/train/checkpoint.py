@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 import random
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ import numpy as np
 import torch
 
 from mrirecon.io import InputError
+from mrirecon.io.atomic import torch_save_atomic
 from mrirecon.models import Unet
 from mrirecon.train.config import TrainConfig, config_from_mapping
 
@@ -61,19 +59,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (plus the format tag) atomically: temporary file, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``payload`` (plus the format tag) through the atomic writer (replacing ``path``);
+    a full disk is ``OutputError``, one sentence naming the file."""
+    return torch_save_atomic({"format": FORMAT, "version": VERSION, **payload}, path, overwrite=True)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -112,11 +100,14 @@ def _starts_like_zip(path: Path) -> bool:
 
 
 def checkpoint_config(data: dict[str, Any], path: str | Path) -> TrainConfig:
-    """The training configuration stored in a checkpoint."""
+    """The training configuration stored in a checkpoint: known keys, right types, ranges, and a
+    model small enough to build (checked before it is built)."""
     try:
-        return config_from_mapping(data["config"], str(path))
+        config = config_from_mapping(data["config"], "config")
+        config.validate()
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(path, f"has an unusable config ({exc})") from exc
+        raise CheckpointError(path, f"has an unusable config ({str(exc).removeprefix('config: ')})") from exc
+    return config
 
 
 def build_model(config: TrainConfig) -> Unet:

@@ -34,6 +34,8 @@ def volume_crop(volume: Volume) -> tuple[int, int]:
 def list_volumes(folder: str | Path) -> list[Path]:
     """The ``*.h5`` files of ``folder`` (sorted); raises ``InputError`` if there are none."""
     folder = Path(folder)
+    if not folder.exists():
+        raise InputError(folder, "folder does not exist")
     if not folder.is_dir():
         raise InputError(folder, "is not a folder of fastMRI files")
     files = sorted(p for p in folder.glob("*.h5") if p.is_file() and not p.name.startswith("."))

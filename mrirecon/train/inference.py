@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from mrirecon.io import Volume
-from mrirecon.train.transforms import apply_mask, unet_inputs
+from mrirecon.train.transforms import UnetInputs, apply_mask, unet_inputs
 
 
 def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -27,6 +27,20 @@ class VolumeRecon:
     recon: np.ndarray
     l1_sum: float = 0.0
     pixels: int = 0
+
+
+def unet_forward(
+    model: torch.nn.Module, kspace: torch.Tensor, crop: tuple[int, int], *, amp: bool = False, channels_last: bool = False
+) -> tuple[torch.Tensor, UnetInputs]:
+    """The model's normalised output ``(S, h, w)`` for masked k-space on its device, and the inputs
+    (``inputs.denormalise(output)`` is the image at the k-space's scale)."""
+    inputs = unet_inputs(kspace, crop)
+    image = inputs.image[:, None]
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    with autocast(kspace.device, amp):
+        output = model(image)
+    return output[:, 0].float(), inputs
 
 
 @torch.no_grad()
@@ -57,13 +71,7 @@ def reconstruct_volume(
         kspace = torch.from_numpy(volume.read_kspace(start, stop)).to(device, non_blocking=True)
         if mask_t is not None:
             kspace = apply_mask(kspace, mask_t)
-        inputs = unet_inputs(kspace, crop)
-        image = inputs.image[:, None]
-        if channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            output = model(image)
-        output = output[:, 0].float()
+        output, inputs = unet_forward(model, kspace, crop, amp=amp, channels_last=channels_last)
         if target is not None:
             normalised_target = inputs.normalise_target(torch.from_numpy(target[start:stop]).to(device))
             l1_sum += float((output - normalised_target).abs().sum())

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import signal
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from mrirecon.io.atomic import atomic_path, write_text_atomic
 from mrirecon.pipelines.common import stderr_console
 from mrirecon.train.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 from mrirecon.train.config import TrainConfig
@@ -29,6 +28,7 @@ from mrirecon.train.distributed import DistInfo, all_reduce_sum, barrier, init_d
 from mrirecon.train.inference import autocast
 from mrirecon.train.optim import make_optimizer, make_scheduler
 from mrirecon.train.validate import ValidationResult, validate
+from mrirecon.train.workers import loader_workers
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TrainResult:
     best_ssim: float | None
     zero_filled: ValidationResult | None
     interrupted: bool
-    model: torch.nn.Module = field(repr=False)
+    model: torch.nn.Module | None = field(repr=False)  # None when a resumed run was already complete
 
 
 class _StopRequest:
@@ -92,16 +92,9 @@ def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return ssim_loss
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_run_files(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """``metrics.jsonl`` (one line per epoch) and ``curves.png`` (loss and validation SSIM)."""
-    _write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history), overwrite=True)
     if not history:
         return
     import matplotlib
@@ -123,11 +116,11 @@ def write_run_files(run_dir: Path, history: list[dict[str, Any]]) -> None:
     ax_ssim.set_ylabel("validation SSIM")
     ax_ssim.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=run_dir)
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, run_dir / "curves.png")
+    try:
+        with atomic_path(run_dir / "curves.png", overwrite=True) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def train(
@@ -179,13 +172,16 @@ def _train(
     val_files = list_volumes(config.val_dir)
     sampler = EpochSampler(len(train_set), shuffle=True, seed=config.seed, rank=info.rank, world=info.world)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)
+    workers, workers_warning = loader_workers(config.workers)
+    if workers_warning and show:
+        stderr_console.print(f"[yellow]warning[/yellow] {workers_warning}", highlight=False)
     loader = DataLoader(
         train_set,
         batch_size=config.batch_size,
         sampler=sampler,
-        num_workers=config.workers,
+        num_workers=workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=config.workers > 0,
+        persistent_workers=workers > 0,
         drop_last=False,
     )
     optimizer = make_optimizer(model.parameters(), config)
@@ -232,7 +228,7 @@ def _train(
 
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False), overwrite=True)
 
     zf = validate(None, val_files, config.mask_spec, device=device, info=info)
     if show:
