@@ -231,3 +231,13 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(command: Command, wor
     result = invoke(*command.argv(world, missing, tmp_path / "out"), "--debug")
     assert result.exit_code == 2 and "Traceback" in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith("does not exist")
+
+
+@pytest.mark.parametrize("command", [c for c in PER_FILE if c.output(Path("o")).name == "a.h5"], ids=lambda c: c.name)
+def test_an_input_is_never_an_output(command: Command, world: World, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(command.folder_input(world), folder)
+    before = (folder / "a.h5").read_bytes()
+    result = invoke(*command.argv(world, folder, folder), "--overwrite", "--quiet")
+    assert result.exit_code == 2 and "both an input and an output" in result.stderr
+    assert (folder / "a.h5").read_bytes() == before
