@@ -58,8 +58,11 @@ def sample_files(tmp_path_factory) -> dict[str, Path]:
 def test_cs_beats_zero_filled_on_sample_scans(sample_files, tmp_path, challenge, accel):
     path = sample_files[challenge]
     cs, zf = _cs_vs_zf(path, tmp_path, ("--mask", "random", "--accel", str(accel)), 30)
-    # 8x keeps 6 centre columns of 144 here: a hard case (and ESPIRiT falls back to ACS maps)
-    assert cs["ssim"] > zf["ssim"] + (0.08 if accel == 4 else 0.03), (cs, zf)
+    # 8x keeps 6 centre columns of 144 here: a hard case (and ESPIRiT falls back to ACS maps).
+    # Single-coil TV gains less on the textured sample scans (trabeculae, fibres, fat septa are
+    # what TV smooths away): +0.04 at 4x, +0.016 at 8x when these margins were set.
+    margin = {("multicoil", 4): 0.08, ("multicoil", 8): 0.03, ("singlecoil", 4): 0.02, ("singlecoil", 8): 0.008}
+    assert cs["ssim"] > zf["ssim"] + margin[challenge, accel], (cs, zf)
     assert cs["psnr"] > zf["psnr"]
 
 

@@ -1,5 +1,6 @@
 """Hermitian eigen-problems: one-thread eigh on a CPU, the matrix-product signal projector, and
-ESPIRiT's two subspace methods against each other (and CUDA against CPU, marked gpu)."""
+ESPIRiT's two subspace methods against each other (and CUDA against CPU, marked gpu), maps of a
+readout window."""
 
 from __future__ import annotations
 
@@ -78,3 +79,11 @@ def test_espirit_cuda_equals_cpu(subspace):
     diff = torch.linalg.vector_norm(gpu.maps.cpu() - cpu.maps) / torch.linalg.vector_norm(cpu.maps)
     assert float(diff) < 1e-4
     assert torch.equal(gpu.rank.cpu(), cpu.rank)
+
+
+def test_espirit_maps_of_a_row_window_equal_the_full_maps_cropped():
+    acs = _calibration()
+    full = espirit(acs, (48, 40))
+    window = espirit(acs, (48, 40), rows=(10, 24))
+    assert torch.equal(window.maps, full.maps[..., 10:34, :])
+    assert torch.equal(window.eigenvalues, full.eigenvalues[..., 10:34, :])

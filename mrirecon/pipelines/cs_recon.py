@@ -125,10 +125,9 @@ def _reconstruct_chunk(
     window: tuple[int, int] | None,
 ):
     full_rows = None
-    if window is not None:
+    if window is not None:  # the maps are already those of the window's rows
         full_rows = kspace.shape[-2]
         kspace = crop_readout(kspace, window)
-        maps = None if maps is None else crop_rows(maps, window).contiguous()
     return tv_recon(
         kspace, mask, maps, lam, solver=config.solver, max_iter=iters, tol=config.tol, kind=config.tv,
         track_objective=config.verbose, full_rows=full_rows,
@@ -187,9 +186,10 @@ class _CSJob(VolumeJob):
             if self.file_maps is not None:
                 maps = self.file_maps[start:stop].to(self.device)
                 maps = maps if basis is None else normalise_maps(compress(maps, basis))
+                maps = maps if self.window is None else crop_rows(maps, self.window).contiguous()
                 methods.add("file")
             else:
-                sens = estimate_maps(kspace, self.calib, method=config.sens)
+                sens = estimate_maps(kspace, self.calib, method=config.sens, window=self.window)
                 maps = sens.maps
                 methods.add(sens.method)
                 fell_back = config.sens == "espirit" and bool(sens.notes)
