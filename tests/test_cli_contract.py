@@ -244,3 +244,12 @@ def test_an_input_is_never_an_output(command: Command, world: World, tmp_path: P
     result = invoke(*command.argv(world, folder, folder), "--overwrite", "--quiet")
     assert result.exit_code == 2 and "both an input and an output" in result.stderr
     assert (folder / "a.h5").read_bytes() == before
+
+
+def test_status_names_a_missing_folder_and_prints_json(world: World, tmp_path: Path) -> None:
+    # status reads a batch's manifest and writes nothing: no --overwrite, and --json is a flag (stdout)
+    missing = invoke("status", tmp_path / "no_such_folder")
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    report = invoke("status", world.zf, "--inputs", world.sub, "--json")
+    assert report.exit_code == 0, report.stderr
+    assert json.loads(report.stdout)["done"] == 2
