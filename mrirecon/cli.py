@@ -546,12 +546,31 @@ def eval_command(
         raise typer.Exit(1)
 
 
+def _lam_value(ctx, param, value: Optional[str]) -> Optional[str]:
+    """``--lam``: ``auto`` or a finite non-negative number (as text; the pipeline parses it)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        fail(f"--lam must be a non-negative number or auto, got {value!r}")
+    finite(0)(ctx, param, number)
+    return value
+
+
 @app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
-    lam: Optional[float] = typer.Option(
-        None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration.", callback=finite(0)),
+    lam: Optional[str] = typer.Option(
+        None, "--lam", help="Regularisation weight, dimensionless (k-space is scaled to a reference level); default per "
+        "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json).",
+        callback=_lam_value),
+    maps: str = typer.Option(
+        "1", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
+        "or auto: per slice, one set, two sets or a map-free joint-sparsity formulation, by a data-consistency rule "
+        "(reported per slice in --json; see the README for where it helps and where it does not)."
+    ),
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
     tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
@@ -596,7 +615,7 @@ def cs_recon_command(
     from mrirecon.pipelines.cs_recon import CSConfig, cs_recon
 
     config = CSConfig(
-        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens,
+        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )

@@ -36,6 +36,8 @@ def test_projector_by_matrix_products_equals_eigh():
     err = torch.linalg.matrix_norm(proj.to(torch.complex128) - ref) / torch.linalg.matrix_norm(ref)
     assert float(err.max()) < 1e-4
     assert torch.allclose(top_eigenvalue(gram), evals[:, -1].float(), rtol=1e-4)
+    empty, empty_rank = spectral_projector(torch.zeros_like(gram[:1]), 1e-3)  # a slice without signal
+    assert empty_rank.tolist() == [0] and not empty.abs().any()
 
 
 def test_one_thread_eigh_equals_eigh_and_restores_threads():

@@ -42,6 +42,8 @@ class SensitivityResult:
     maps: torch.Tensor
     method: str
     notes: list[str] = field(default_factory=list)
+    #: per slice ``(S,)``: True where ESPIRiT was weak and ACS maps were used instead
+    weak: torch.Tensor | None = None
 
 
 def centred_runs(mask: np.ndarray) -> np.ndarray:
@@ -142,8 +144,8 @@ def estimate_maps(
             f"{float(mean_eig.min()):.2f}); using low-resolution ACS maps there"
         )
         maps = torch.where(weak[:, None, None, None], acs_maps(kspace, calib, images), result.maps)
-        return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes)
-    return SensitivityResult(result.maps, "espirit", notes)
+        return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes, weak)
+    return SensitivityResult(result.maps, "espirit", notes, weak)
 
 
 def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:

@@ -4,7 +4,7 @@ subsample`` while it writes (the moment a temporary output appears, plus a seede
 Always: the inputs are unchanged and every output present is whole (no half-written file under
 an output name). SIGINT and SIGTERM: exit 130 and 143, no temporary file left (also when Python
 swallows the signal's exception in a cleanup callback: the campaign's "Ctrl-C swallowed, exit 0").
-After SIGKILL a rerun with ``--overwrite`` completes the batch.
+After SIGKILL a rerun with ``--overwrite`` completes the batch and sweeps the temporary file left.
 """
 
 from __future__ import annotations
@@ -104,3 +104,4 @@ def test_rerun_after_sigkill_completes_the_batch(killed) -> None:
     outputs = sorted(result["out"].glob("*.h5"))
     assert [p.name for p in outputs] == ["v0.h5", "v1.h5"]
     assert all(_whole(p, killed["shape"]) for p in outputs)
+    assert leftovers(result["out"]) == []  # the batch layer sweeps what the killed run left
