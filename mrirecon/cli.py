@@ -167,16 +167,21 @@ SkipExistingOption = typer.Option(
 DryRunOption = typer.Option(False, "--dry-run", help="Print this shard's files (input TAB output) and stop.",
                             rich_help_panel="Batch")
 RequeueOption = typer.Option(
-    False, "--requeue", help="On SIGTERM/SIGUSR1, requeue this SLURM job (scontrol requeue $SLURM_JOB_ID) after "
-    "stopping.", rich_help_panel="Batch",
+    False, "--requeue", help="On SIGUSR1 (sbatch --signal=B:USR1@120), requeue this SLURM job (scontrol requeue "
+    "$SLURM_JOB_ID) after stopping; SIGTERM (scancel) only stops.", rich_help_panel="Batch",
 )
 GraceOption = typer.Option(
     30.0, "--grace", help="Seconds the file in progress may still take after SIGTERM/SIGINT/SIGUSR1; then it is "
     "abandoned (nothing half-written). Exit status 128+signal.", rich_help_panel="Batch",
 )
+StageOption = typer.Option(
+    None, "--stage", help="Copy each input to this folder (a node's local scratch, e.g. $TMPDIR) before reading it; "
+    "the copy is removed after.", rich_help_panel="Batch",
+)
 
 
-def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float):
+def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float,
+                  stage: Optional[Path] = None):
     """The ``BatchOptions`` of the batch flags (a bad ``--shard`` is exit 2)."""
     from mrirecon.pipelines.batch import BatchOptions
     from mrirecon.pipelines.shard import parse_shard
@@ -185,7 +190,8 @@ def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requ
         parsed = None if shard is None else parse_shard(shard)
     except ValueError as exc:
         fail(str(exc))
-    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace)
+    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace,
+                        stage=stage)
 
 
 @app.command("subsample", rich_help_panel=DATA)
@@ -201,6 +207,7 @@ def subsample_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -213,10 +220,10 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
-                             dry_run=dry_run, requeue=requeue, grace=grace)
+                             dry_run=dry_run, requeue=requeue, grace=grace, stage=stage)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -236,6 +243,7 @@ def zf_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -250,8 +258,8 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -262,12 +270,13 @@ class InputFormat(str, Enum):
     twix = "twix"
     ismrmrd = "ismrmrd"
     cfl = "cfl"
+    ra = "ra"
 
 
 @app.command("convert", rich_help_panel=DATA)
 def convert_command(
     input_path: Path = typer.Argument(
-        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or a BART .cfl/.hdr pair."
+        ..., help="Raw k-space: a .npy array, a Siemens twix .dat, an ISMRMRD .h5, or BART's .cfl/.hdr pair or .ra."
     ),
     out_path: Path = typer.Option(..., "--out", "-o", help="The fastMRI .h5 file to write."),
     input_format: InputFormat = typer.Option(
@@ -298,7 +307,7 @@ def convert_command(
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl) into a fastMRI file (with header and target).
+    """Convert raw k-space (.npy, Siemens twix, ISMRMRD, BART .cfl/.ra) into a fastMRI file (with header and target).
 
     Example: mrirecon convert meas_MID42_gre.dat -o data/gre.h5 --prewhiten
     """
@@ -334,40 +343,40 @@ class ExportFormat(str, Enum):
     nifti = "nifti"
     dicom = "dicom"
     cfl = "cfl"
+    ra = "ra"
     png = "png"
 
 
 @app.command("export", rich_help_panel=DATA)
 def export_command(
     inputs: List[Path] = typer.Argument(..., help="Reconstruction files (or fastMRI files: their target), or folders of them."),
-    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl (BART) or png (montage)."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="nifti (.nii.gz), dicom (a series folder), cfl or ra (BART) or png (montage)."),
+    out_dir: Path = typer.Option(
+        ..., "--out", "-o", callback=output_folder, help="Output folder; each input NAME.h5 gives OUT/NAME.nii.gz, OUT/NAME/, ..."
+    ),
     geometry_from: Optional[Path] = typer.Option(
         None,
         "--geometry-from",
         help="The converted fastMRI file (or folder) a recon came from: FOV, spacing and slice positions.",
     ),
-    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl only)."),
+    kspace: bool = typer.Option(False, "--kspace", help="Export the k-space of fastMRI files (cfl and ra only)."),
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Export reconstructions to NIfTI, DICOM, BART .cfl or a PNG montage.
+    """Export reconstructions to NIfTI, DICOM, BART .cfl/.ra or a PNG montage.
 
     Example: mrirecon export recon/gre.h5 --format dicom -o dicom/ --geometry-from data/gre.h5
     """
     from mrirecon.pipelines.common import expand_inputs, run_batch
-    from mrirecon.pipelines.export import ExportConfig, export_file
+    from mrirecon.pipelines.export import ExportConfig, check_plan, export_file
 
-    if kspace and fmt is not ExportFormat.cfl:
-        fail("--kspace exports k-space, which only --format cfl holds")
-    if out_dir.exists() and not out_dir.is_dir():
-        fail(f"{out_dir}: -o must be a folder, and this is a file")
+    if kspace and fmt not in (ExportFormat.cfl, ExportFormat.ra):
+        fail("--kspace exports k-space, which only --format cfl or ra holds")
     config = ExportConfig(fmt.value, out_dir, geometry_from, kspace, overwrite)
-    files = expand_inputs(inputs)
-    if not files:
-        fail(f"no .h5 files found in {', '.join(str(p) for p in inputs)}")
+    files = guarded(debug, lambda: expand_inputs(inputs))
+    guarded(debug, lambda: check_plan(files, config))
     refuse_existing(overwrite, json_path)
     summary = run_batch("export", files, lambda p: export_file(p, config), quiet=quiet, debug=debug)
     finish(summary, quiet, json_path)
@@ -381,6 +390,7 @@ def train_command(
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML preset, e.g. configs/unet_singlecoil.yaml."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10).", callback=finite(1)),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all.", callback=finite(0)),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this many minutes of training (benchmarks; not deterministic).", callback=finite(0, above=True)),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1).", callback=finite(1)),
     norm: Optional[str] = typer.Option(None, "--norm", help="group (default), instance, batch, layer or none."),
     groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels).", callback=finite(1)),
@@ -389,7 +399,10 @@ def train_command(
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0).", callback=finite(0)),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="step (default), cosine or none."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l1 (default) or ssim."),
-    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32).", callback=finite(1)),
+    model: Optional[str] = typer.Option(None, "--model", help="unet (default) or varnet (E2E-VarNet; multi-coil data only)."),
+    cascades: Optional[int] = typer.Option(None, "--cascades", help="VarNet cascades (default 12).", callback=finite(1)),
+    sens_chans: Optional[int] = typer.Option(None, "--sens-chans", help="Channels of the VarNet's sensitivity U-Net (default 8).", callback=finite(1)),
+    chans: Optional[int] = typer.Option(None, "--chans", help="Channels of the first U-Net block (default 32; VarNet: each cascade's U-Net).", callback=finite(1)),
     pools: Optional[int] = typer.Option(None, "--pools", help="Down/up-sampling levels (default 4).", callback=finite(1)),
     residual: Optional[bool] = typer.Option(None, "--residual/--no-residual", help="Add the input to the output (default off, as fastMRI)."),
     mask: Optional[MaskType] = typer.Option(None, "--mask", help="Training/validation mask type (default random)."),
@@ -406,9 +419,10 @@ def train_command(
     json_path: Optional[Path] = JsonOption,
     debug: bool = DebugOption,
 ) -> None:
-    """Train a U-Net on (zero-filled, fully sampled) image pairs; torchrun runs it with DDP.
+    """Train a U-Net (zero-filled image -> target) or an E2E-VarNet (masked multi-coil k-space -> target); torchrun runs it with DDP.
 
     Example: mrirecon train --train data/train --val data/val -o runs/unet --config configs/unet_singlecoil.yaml
+    Example: mrirecon train --train data/train --val data/val -o runs/varnet --config configs/varnet_tiny.yaml
     """
     import json
 
@@ -418,9 +432,9 @@ def train_command(
         "train_dir": None if train_dir is None else str(train_dir),
         "val_dir": None if val_dir is None else str(val_dir),
         "run_dir": str(run_dir),
-        "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "norm": norm, "groups": groups,
+        "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "batch_size": batch_size, "norm": norm, "groups": groups,
         "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "loss": loss,
-        "chans": chans, "pools": pools, "residual": residual, "mask": None if mask is None else mask.value, "accel": accel,
+        "model": model, "cascades": cascades, "sens_chans": sens_chans, "chans": chans, "pools": pools, "residual": residual, "mask": None if mask is None else mask.value, "accel": accel,
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
         "workers": workers, "seed": seed,
     }
@@ -457,6 +471,7 @@ def unet_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -470,8 +485,8 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -591,6 +606,7 @@ def cs_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -607,8 +623,8 @@ def cs_recon_command(
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -693,6 +709,8 @@ def compare_command(
         out.print(comparison_table(summary))
         if summary.figure:
             out.print(f"figure: {summary.figure}", highlight=False)
+    if summary.warning():
+        stderr_console.print(f"[yellow]warning[/yellow] {escape(summary.warning())}", highlight=False, soft_wrap=True)
     # (without --quiet the progress display has already printed each failed volume)
     for name, s in (summary.methods.items() if quiet else []):
         for failure in s.failed:

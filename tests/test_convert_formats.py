@@ -73,6 +73,7 @@ def test_twix_oversampling_fov_and_geometry_from_the_header(tmp_path: Path) -> N
     assert header_value(out, "encoding", "reconSpace", "fieldOfView_mm", "y") == 200
     assert header_value(out, "encoding", "reconSpace", "fieldOfView_mm", "z") == 4
     assert header_value(out, "acquisitionSystemInformation", "systemFieldStrength_T") == pytest.approx(2.89362)
+    assert header_value(out, "sequenceParameters", "TR") == 10.0 and header_value(out, "sequenceParameters", "TE") == 3.0
     with h5py.File(out) as handle:
         assert handle["reconstruction_rss"].shape == (1, 160, 160)
         assert '"slice_dir"' in handle.attrs["geometry"]
@@ -106,6 +107,25 @@ def twix_variants(tmp_path_factory) -> dict[str, Path]:
                 setattr(mdb.mdh.Counter, counter, 1)
         paths[name] = folder / f"{name}.dat"
         twixtools.write_twix([meas], str(paths[name]))
+    noise_meas = load()[0]  # a noise adjust measurement before the image one, as VD/VE files have
+    real_noise = np.load(REAL_DATA / "noise_16coil_96.npy")[:2]
+    readouts = [m for m in noise_meas["mdb"] if m.is_image_scan()][: real_noise.shape[1] // 320]
+    for number, mdb in enumerate(readouts):
+        mdb.data = np.ascontiguousarray(real_noise[:, number * 320 : (number + 1) * 320])
+        mdb.set_flag("NOISEADJSCAN", True)
+    noise_meas["mdb"] = readouts + [noise_meas["mdb"][-1]]
+    paths["noise"] = folder / "noise.dat"
+    twixtools.write_twix([noise_meas, load()[0]], str(paths["noise"]))
+    two_slices = load()[0]  # the same slice again as slice 1, 4 mm further along Tra, data x3
+    images = [m for m in two_slices["mdb"] if m.is_image_scan()]
+    second = [m for m in load()[0]["mdb"] if m.is_image_scan()]
+    for mdb in second:
+        mdb.mdh.Counter.Sli = 1
+        mdb.mdh.SliceData.SlicePos.Tra += 4.0
+        mdb.data = mdb.data * 3
+    two_slices["mdb"] = images + second + [two_slices["mdb"][-1]]
+    paths["slices"] = folder / "slices.dat"
+    twixtools.write_twix([two_slices], str(paths["slices"]))
     partial = load()[0]  # 6/8 partial Fourier: the first quarter of the lines never measured
     partial["mdb"] = [m for m in partial["mdb"] if not (m.is_image_scan() and m.cLin < 40)]
     paths["partial"] = folder / "partial.dat"
@@ -127,6 +147,35 @@ def test_twix_last_measurement_by_default_and_measurement_option(tmp_path: Path,
         assert (a.attrs["twix_measurement"], a.attrs["twix_measurements"]) == (1, 2)
     out = tmp_path / "none.h5"
     assert_refused(run_cli("convert", twix_variants["two"], "-o", out, "--measurement", "2"), "out of range", out)
+
+
+def test_twix_multislice(tmp_path: Path, twix_variants) -> None:
+    import json
+
+    out = tmp_path / "multicoil" / "slices.h5"
+    assert run_cli("convert", twix_variants["slices"], "-o", out).exit_code == 0
+    reference = np.load(REAL_DATA / "phantom_gre_2coil_os2.npy")[0]
+    with open_volume(out) as volume:
+        np.testing.assert_array_equal(volume.read_kspace(), np.stack([reference, 3 * reference]))
+        positions = np.array(json.loads(volume.attrs["geometry"])["positions"])
+    np.testing.assert_allclose(positions[1] - positions[0], [0, 0, 4.0], atol=1e-5)
+    assert len(SliceDataset(out.parent, "multicoil")) == 2
+
+
+def test_twix_noise_measurement_prewhitens(tmp_path: Path, twix_variants) -> None:
+    import torch
+
+    from mrirecon.mri.prewhiten import whitening_matrix
+
+    out = tmp_path / "white.h5"
+    result = run_cli("convert", twix_variants["noise"], "-o", out, "--prewhiten")
+    assert result.exit_code == 0, result.stderr
+    noise = np.load(REAL_DATA / "noise_16coil_96.npy")[:2, : 57 * 320]
+    with h5py.File(out) as handle:
+        assert handle.attrs["twix_noise_measurement"] == 0 and handle.attrs["noise_samples"] == 57 * 320
+        assert handle.attrs["noise_dwell_ratio"] == 1.0  # both protocols state the same dwell time
+        expected = whitening_matrix(torch.from_numpy(noise)).numpy()
+        np.testing.assert_allclose(handle.attrs["whitening_matrix"], expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -170,6 +219,8 @@ def test_ismrmrd_multislice_with_padding_and_noise(tmp_path: Path, ismrmrd_7slic
         np.testing.assert_array_equal(stored[..., 8:136], kspace)
         assert not stored[..., :8].any() and not stored[..., 136:].any()
         assert volume.recon_crop == (128, 128)
+    with h5py.File(out) as converted, h5py.File(ismrmrd_7slices) as source:
+        assert converted["ismrmrd_header"][()] == source["dataset/xml"][0]  # the source's header, verbatim
     dataset = SliceDataset(out.parent, "multicoil")
     assert len(dataset) == 7
     _, _, target, attrs, _, index = dataset[6]
@@ -184,6 +235,16 @@ def test_ismrmrd_noise_prewhitening_recorded(tmp_path: Path, ismrmrd_7slices: Pa
         assert handle.attrs["prewhitened"] and handle.attrs["noise_samples"] == 18432
         assert handle.attrs["whitening_matrix"].shape == (8, 8)
         assert handle.attrs["noise_source"] == "noise acquisitions in the input"
+        assert handle.attrs["noise_dwell_ratio"] == 1.0
+        matrix = handle.attrs["whitening_matrix"]
+    # a noise scan sampled with twice the image's dwell time has half its noise variance
+    slow = tmp_path / "slow_noise.h5"
+    kspace = np.load(REAL_DATA / "phantom_gre_8coil_7slices.npy")[:1]
+    write_ismrmrd(slow, kspace, noise=np.load(REAL_DATA / "noise_16coil_96.npy")[:8], noise_dwell_us=10.0)
+    assert run_cli("convert", slow, "-o", tmp_path / "slow.h5", "--prewhiten").exit_code == 0
+    with h5py.File(tmp_path / "slow.h5") as handle:
+        assert handle.attrs["noise_dwell_ratio"] == 2.0
+        np.testing.assert_allclose(handle.attrs["whitening_matrix"], matrix / np.sqrt(2), rtol=1e-5, atol=1e-3 * np.abs(matrix).max())
 
 
 def test_ismrmrd_without_image_acquisitions_is_refused(tmp_path: Path) -> None:
@@ -274,3 +335,45 @@ def test_ismrmrd_data_in_another_file_is_refused(tmp_path: Path, ismrmrd_7slices
         handle["dataset/data"] = h5py.ExternalLink(str(ismrmrd_7slices), "/dataset/data")
     out = tmp_path / "o.h5"
     assert_refused(run_cli("convert", linked, "-o", out), "linked.h5", out)
+
+
+def test_options_of_another_format_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "o.h5"
+    result = run_cli("convert", REAL_DATA / "phantom_gre_1coil.npy", "-o", out, "--measurement", "0")
+    assert_refused(result, "--measurement applies to twix", out)
+    result = run_cli("convert", TWIX / "pulseq_gre_1coil.dat", "-o", out, "--axes", "SHW")
+    assert_refused(result, "--axes applies to .npy", out)
+
+
+@pytest.fixture(scope="module")
+def every_format(tmp_path_factory, ismrmrd_7slices: Path) -> dict[str, Path]:
+    """One valid file of each input format (two slices of the real 7-slice phantom, the real twix)."""
+    from mrirecon.io.cfl import ra_bytes
+
+    folder = tmp_path_factory.mktemp("formats")
+    kspace = np.load(REAL_DATA / "phantom_gre_8coil_7slices.npy")[:2]
+    np.save(folder / "scan.npy", kspace)
+    write_cfl(folder / "scan", fastmri_to_bart(kspace))
+    (folder / "scan.ra").write_bytes(ra_bytes(fastmri_to_bart(kspace)))
+    return {
+        "twix": TWIX / "twixtools_gre_2coil.dat",
+        "ismrmrd": ismrmrd_7slices,
+        "npy": folder / "scan.npy",
+        "cfl": folder / "scan.cfl",
+        "ra": folder / "scan.ra",
+    }
+
+
+@pytest.mark.parametrize("fmt", ["twix", "ismrmrd", "npy", "cfl", "ra"])
+def test_truncated_input_of_every_format_is_one_sentence(tmp_path: Path, every_format, fmt: str) -> None:
+    source = every_format[fmt]
+    data = source.read_bytes()
+    for fraction in (0.02, 0.5, 0.98):
+        bad = tmp_path / f"cut{source.suffix}"
+        bad.write_bytes(data[: int(len(data) * fraction)])
+        if fmt == "cfl":
+            bad.with_suffix(".hdr").write_bytes(source.with_suffix(".hdr").read_bytes())
+        out = tmp_path / "out" / "cut.h5"
+        result = run_cli("convert", bad, "-o", out)
+        assert_refused(result, "cut.", out)
+        assert "unexpected" not in result.stderr, (fraction, result.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,21 +10,11 @@ import numpy as np
 import pytest
 
 from cli_helpers import run_cli
-from conftest import REAL_DATA
+from conftest import REAL_DATA, apt_tool
 from mrirecon.io import write_reconstruction
 from mrirecon.io.cfl import read_cfl
 
 TWIX = REAL_DATA.parent / "raw" / "siemens_twix"
-
-
-def apt_tool(tool: str, package: str) -> str:
-    """The path of a Debian tool, installed with apt when missing (tests run as root)."""
-    if shutil.which(tool) is None:
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", package], check=True, capture_output=True)
-    found = shutil.which(tool)
-    assert found, f"{tool} is not installed and apt-get could not install {package}"
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +197,35 @@ def test_recon_images_as_cfl(tmp_path: Path, multislice_recon) -> None:
     images = read_cfl(tmp_path / "gre7.cfl")
     assert images.shape[0:2] == (128, 128) and images.shape[13] == 7  # READ, PHS1, ..., SLICE
     np.testing.assert_array_equal(np.moveaxis(images.reshape(128, 128, 7), 2, 0).real, multislice_recon["image"])
+
+
+def test_ra_both_ways_with_bart(tmp_path: Path, scanner_recon, bart: str) -> None:
+    from mrirecon.io import open_volume
+
+    # BART writes .ra from our .cfl; convert reads it back exactly
+    assert run_cli("export", scanner_recon["kspace"], "--format", "cfl", "--kspace", "-o", tmp_path).exit_code == 0
+    subprocess.run([bart, "copy", str(tmp_path / "gre"), str(tmp_path / "bart.ra")], check=True)
+    result = run_cli("convert", tmp_path / "bart.ra", "-o", tmp_path / "fastmri" / "bart.h5")
+    assert result.exit_code == 0, result.stderr
+    with open_volume(scanner_recon["kspace"]) as a, open_volume(tmp_path / "fastmri" / "bart.h5") as b:
+        np.testing.assert_array_equal(a.read_kspace(), b.read_kspace())
+    # our .ra is what BART reads: bart copy to .cfl gives our .cfl's bytes
+    assert run_cli("export", scanner_recon["kspace"], "--format", "ra", "--kspace", "-o", tmp_path / "ra").exit_code == 0
+    subprocess.run([bart, "copy", str(tmp_path / "ra" / "gre.ra"), str(tmp_path / "from_ra")], check=True)
+    assert (tmp_path / "from_ra.cfl").read_bytes() == (tmp_path / "gre.cfl").read_bytes()
+    truncated = tmp_path / "short.ra"
+    truncated.write_bytes((tmp_path / "bart.ra").read_bytes()[:-8])
+    out = tmp_path / "short.h5"
+    result = run_cli("convert", truncated, "-o", out)
+    assert result.exit_code == 2 and "short.ra" in result.stderr and not out.exists()
+
+
+def test_export_clashing_names_and_missing_inputs_are_refused_up_front(tmp_path: Path, multislice_recon) -> None:
+    other = tmp_path / "other" / "gre7.h5"
+    other.parent.mkdir()
+    other.write_bytes(multislice_recon["recon"].read_bytes())
+    out = tmp_path / "out"
+    result = run_cli("export", multislice_recon["recon"], other, "--format", "png", "-o", out)
+    assert result.exit_code == 2 and "written twice" in result.stderr and not out.exists()
+    result = run_cli("export", tmp_path / "missing", "--format", "png", "-o", out)
+    assert result.exit_code == 2 and "missing" in result.stderr and "Traceback" not in result.stderr

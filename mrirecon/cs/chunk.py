@@ -150,8 +150,11 @@ class _Problem:
         if window is not None:
             self.full_rows = kspace.shape[-2]
             kspace = crop_readout(kspace, window)
-            maps = None if maps is None else crop_rows(maps, window).contiguous()
-            maps2 = None if maps2 is None else crop_rows(maps2, window).contiguous()
+            # maps estimated on the window's rows already (``estimate_maps(window=...)``) stay as they are
+            if maps is not None and maps.shape[-2] == self.full_rows:
+                maps = crop_rows(maps, window).contiguous()
+            if maps2 is not None and maps2.shape[-2] == self.full_rows:
+                maps2 = crop_rows(maps2, window).contiguous()
         self.kspace, self.maps, self.maps2, self.config = kspace, maps, maps2, config
 
     def solve(self, form: str, idx: torch.Tensor, mask: torch.Tensor, lam: torch.Tensor, iters: int):
@@ -217,7 +220,7 @@ def reconstruct_chunk(
         notes.append(f"the {calib[0]}x{calib[1]} calibration region is too small for sensitivities; map-free formulation")
     elif multicoil:
         if maps is None and config.maps != "2":
-            est = estimate_maps(kspace, calib, method=config.sens)
+            est = estimate_maps(kspace, calib, method=config.sens, window=window)
             maps, sens_used = est.maps, {est.method}
             notes.extend(est.notes)
             weak = est.weak.to(device) if est.weak is not None else weak

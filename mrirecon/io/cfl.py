@@ -1,4 +1,5 @@
-"""BART's ``.cfl``/``.hdr`` pair: raw complex64 in column-major order plus a text header of dims.
+"""BART's ``.cfl``/``.hdr`` pair (raw complex64, column-major, plus a text header of dims) and its
+single-file ``.ra`` "rawarray" (a 48-byte header, the dims, then the same data).
 
 BART's dimensions (``misc/mri.h``): 0 READ, 1 PHS1, 2 PHS2, 3 COIL, 4 MAPS, ..., 13 SLICE.
 fastMRI's ``(S, C, H, W)`` maps to READ = H, PHS1 = W, COIL = C, SLICE = S; a reconstruction
@@ -106,3 +107,43 @@ def bart_to_fastmri(path: Path, array: np.ndarray) -> np.ndarray:
     squeezed = np.reshape(array, (h, w, c, s))  # dropping singleton axes moves no element
     kspace = np.ascontiguousarray(np.transpose(squeezed, (3, 2, 0, 1)))  # S, C, H, W
     return kspace if c > 1 else kspace[:, 0]
+
+
+RA_MAGIC = b"rawarray"
+RA_COMPLEX_FLOAT = 4  # BART's eltype for complex float (the only type it writes)
+_RA_FIELDS = ("flags", "eltype", "elbyte", "size", "ndims")
+
+
+def looks_like_ra(path: Path) -> bool:
+    """True if ``path`` starts with the rawarray magic."""
+    with open(path, "rb") as handle:
+        return handle.read(8) == RA_MAGIC
+
+
+def read_ra(path: str | Path) -> np.ndarray:
+    """The complex64 array of a BART ``.ra`` file, checked against its size before reading it."""
+    path = Path(path)
+    total = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(8 + 8 * len(_RA_FIELDS))
+        if len(head) < 48 or head[:8] != RA_MAGIC:
+            raise InputError(path, "is not a BART .ra file (no 'rawarray' header)")
+        fields = dict(zip(_RA_FIELDS, np.frombuffer(head[8:], dtype="<u8").tolist()))
+        if fields["flags"] != 0 or fields["eltype"] != RA_COMPLEX_FLOAT or fields["elbyte"] != 8:
+            raise InputError(path, f"holds {fields}; only little-endian uncompressed complex float is supported")
+        if not 1 <= fields["ndims"] <= BART_DIMS:
+            raise InputError(path, f"declares {fields['ndims']} dimensions; expected 1 to {BART_DIMS}")
+        dims = tuple(np.frombuffer(handle.read(8 * fields["ndims"]), dtype="<u8").tolist())
+        expected = int(np.prod(dims, dtype=np.int64)) * 8 if dims and min(dims) > 0 else -1
+        if len(dims) != fields["ndims"] or expected != fields["size"] or total < 48 + 8 * len(dims) + expected:
+            raise InputError(path, f"declares dimensions {list(dims)} ({fields['size']} bytes) that its {total} bytes do not hold")
+        data = np.frombuffer(handle.read(expected), dtype="<c8")
+    return data.reshape(dims, order="F")
+
+
+def ra_bytes(array: np.ndarray) -> bytes:
+    """``array`` as a BART ``.ra`` file."""
+    array = np.asarray(array, dtype=np.complex64)
+    dims = list(array.shape)
+    head = np.array([0, RA_COMPLEX_FLOAT, 8, array.size * 8, len(dims), *dims], dtype="<u8").tobytes()
+    return RA_MAGIC + head + np.asfortranarray(array).tobytes(order="F")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import h5py
 
-from mrirecon.io.cfl import cfl_base, looks_like_cfl
+from mrirecon.io.cfl import RA_MAGIC, cfl_base, looks_like_cfl
 from mrirecon.io.errors import InputError
 from mrirecon.io.ismrmrd_h5 import is_ismrmrd
 from mrirecon.io.twix import looks_like_twix
 
 #: Formats ``convert`` reads.
-INPUT_FORMATS = ("npy", "twix", "ismrmrd", "cfl")
+INPUT_FORMATS = ("npy", "twix", "ismrmrd", "cfl", "ra")
 NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -25,7 +25,7 @@ def input_files(path: Path, fmt: str) -> list[Path]:
 
 
 def detect_format(path: Path) -> str:
-    """``npy``, ``twix``, ``ismrmrd`` or ``cfl``; ``InputError`` naming the file if none fits."""
+    """``npy``, ``twix``, ``ismrmrd``, ``cfl`` or ``ra``; ``InputError`` naming the file if none fits."""
     if cfl_base(path) != path or not path.exists():
         if looks_like_cfl(path):
             return "cfl"
@@ -37,6 +37,8 @@ def detect_format(path: Path) -> str:
         raise InputError(path, "is empty (0 bytes)")
     with open(path, "rb") as handle:
         head = handle.read(8)
+    if head.startswith(RA_MAGIC):
+        return "ra"
     if head.startswith(NPY_MAGIC) or path.suffix.lower() == ".npy":
         return "npy"  # a damaged .npy gets the .npy reader's sentence
     if head.startswith(b"\x89HDF"):
@@ -51,4 +53,4 @@ def detect_format(path: Path) -> str:
         raise InputError(path, "is an HDF5 file but neither ISMRMRD (/dataset) nor fastMRI")
     if looks_like_twix(path):
         return "twix"
-    raise InputError(path, "is not a format convert reads (.npy, Siemens twix, ISMRMRD, BART .cfl); try --format")
+    raise InputError(path, "is not a format convert reads (.npy, Siemens twix, ISMRMRD, BART .cfl or .ra); try --format")

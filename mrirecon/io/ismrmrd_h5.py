@@ -64,7 +64,9 @@ def read_ismrmrd(path: str | Path) -> RawScan:
     except OSError as exc:
         raise InputError(path, f"cannot be read as HDF5 ({exc})") from exc
     header = _parse_xml(path, xml)
-    return _scan_from_table(path, header, table)
+    scan = _scan_from_table(path, header, table)
+    scan.header_xml = xml if isinstance(xml, bytes) else str(xml).encode()
+    return scan
 
 
 def _parse_xml(path: Path, xml: bytes | str):

@@ -57,7 +57,9 @@ class RawScan:
     rest is zero padding). ``recon_fov_mm``: the reconstructed field of view (readout, phase,
     slice thickness) if the source states it. ``noise``: ``(C, N)`` noise-only samples, if any;
     ``noise_dwell_ratio``: the noise scan's dwell time over the image's (the bandwidth ratio
-    used to scale the whitening), when both are known.
+    used to scale the whitening), when both are known. ``sequence``: ``TR``/``TE`` (ms) and
+    ``flip_angle`` (degrees) when stated; ``header_xml``: the source's own ISMRMRD header, kept
+    verbatim when the k-space layout is the one it describes.
     """
 
     kspace: np.ndarray
@@ -70,6 +72,8 @@ class RawScan:
     noise: np.ndarray | None = None
     noise_dwell_ratio: float | None = None
     system: dict[str, str | float] = field(default_factory=dict)
+    sequence: dict[str, float] = field(default_factory=dict)
+    header_xml: bytes | None = None
     attrs: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -89,6 +93,7 @@ def ismrmrd_header_xml(
     recon_fov_mm: tuple[float, float, float] | None,
     readout_oversampling: int,
     system: dict[str, str | float] | None = None,
+    sequence: dict[str, float] | None = None,
 ) -> bytes:
     """The ISMRMRD XML header of a converted scan, built with the ``ismrmrd`` schema classes.
 
@@ -128,7 +133,16 @@ def ismrmrd_header_xml(
         systemFieldStrength_T=float(system["field_strength_t"]) if "field_strength_t" in system else None,
     )
     lamor_hz = int(system["frequency_hz"]) if "frequency_hz" in system else 0
+    sequence = sequence or {}
+    parameters = None
+    if sequence:
+        parameters = xsd.sequenceParametersType(
+            TR=[sequence["TR"]] if "TR" in sequence else [],
+            TE=[sequence["TE"]] if "TE" in sequence else [],
+            flipAngle_deg=[sequence["flip_angle"]] if "flip_angle" in sequence else [],
+        )
     header = xsd.ismrmrdHeader(
+        sequenceParameters=parameters,
         acquisitionSystemInformation=info,
         experimentalConditions=xsd.experimentalConditionsType(H1resonanceFrequency_Hz=lamor_hz),
         encoding=[encoding],

@@ -67,11 +67,52 @@ def read_twix(path: str | Path, measurement: int = -1) -> RawScan:
             path, f"has {len(measurements)} measurement(s); --measurement {measurement} is out of range"
         ) from None
     try:
-        return _scan_from_measurement(path, measurements[index], index, len(measurements))
+        scan = _scan_from_measurement(path, measurements[index], index, len(measurements))
+        if scan.noise is None:  # VD/VE files keep the noise adjust scan in an earlier measurement
+            _noise_from_other_measurements(scan, measurements, index)
+        return scan
     except InputError:
         raise
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise InputError(path, f"is a damaged twix file ({type(exc).__name__}: {exc})") from exc
+    finally:
+        _close(measurements)
+
+
+def _close(measurements: list[dict]) -> None:
+    """twixtools keeps the file open in every readout (memory-mapped reading); close it."""
+    for meas in measurements:
+        for mdb in meas.get("mdb", [])[:1]:
+            handle = getattr(mdb, "fid", None)
+            if handle is not None and not handle.closed:
+                handle.close()
+
+
+def _noise_readouts(meas: dict) -> np.ndarray | None:
+    """The ``(coils, samples)`` noise adjust readouts of a measurement, or ``None``."""
+    noise = [m for m in meas["mdb"] if not m.is_flag_set("ACQEND") and m.is_flag_set("NOISEADJSCAN")]
+    if not noise:
+        return None
+    return np.concatenate([np.asarray(m.data) for m in noise], axis=1).astype(np.complex64)
+
+
+def _dwell_ns(meas: dict) -> float | None:
+    dwell = meas.get("hdr", {}).get("MeasYaps", {}).get("sRXSPEC", {}).get("alDwellTime")
+    return float(dwell[0]) if dwell and dwell[0] else None
+
+
+def _noise_from_other_measurements(scan: RawScan, measurements: list[dict], index: int) -> None:
+    """Take the nearest earlier measurement's noise adjust readouts (same coil count), with the
+    dwell-time ratio from the two protocols when both state it."""
+    for other in range(index - 1, -1, -1):
+        noise = _noise_readouts(measurements[other])
+        if noise is not None and noise.shape[0] == scan.num_coils:
+            scan.noise = noise
+            noise_dwell, image_dwell = _dwell_ns(measurements[other]), _dwell_ns(measurements[index])
+            if noise_dwell and image_dwell:
+                scan.noise_dwell_ratio = noise_dwell / image_dwell
+            scan.attrs["twix_noise_measurement"] = other
+            return
 
 
 def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> RawScan:
@@ -82,7 +123,6 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
     images = [m for m in mdbs if m.is_image_scan()]
     if not images:
         raise InputError(path, "has no image readouts in the chosen measurement")
-    noise = [m for m in mdbs if m.is_flag_set("NOISEADJSCAN")]
     if any(m.is_flag_set("REFLECT") for m in images):
         raise InputError(path, "has reflected (EPI) readouts; only Cartesian line-by-line scans are supported")
     for counter, name in UNSUPPORTED_COUNTERS.items():
@@ -157,9 +197,13 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
         system["field_strength_t"] = float(dicom["flMagneticFieldStrength"])
     if dicom.get("lFrequency"):
         system["frequency_hz"] = float(dicom["lFrequency"])
-    noise_array = None
-    if noise:
-        noise_array = np.concatenate([np.asarray(m.data) for m in noise], axis=1).astype(np.complex64)
+    sequence: dict[str, float] = {}
+    if protocol.get("alTR"):
+        sequence["TR"] = float(protocol["alTR"][0]) / 1000  # us -> ms
+    if protocol.get("alTE"):
+        sequence["TE"] = float(protocol["alTE"][0]) / 1000
+    if dicom.get("adFlipAngleDegree"):
+        sequence["flip_angle"] = float(dicom["adFlipAngleDegree"][0])
     return RawScan(
         kspace=kspace if coils > 1 else kspace[:, 0],
         source_format="twix",
@@ -168,14 +212,18 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
         recon_size=(height // oversampling, width),
         recon_fov_mm=fov,
         geometry=_geometry(meas, images, slices, num_slices),
-        noise=noise_array,
+        noise=_noise_readouts({"mdb": mdbs}),
         system=system,
+        sequence=sequence,
         attrs={"twix_measurement": index, "twix_measurements": count},
     )
 
 
 def _geometry(meas: dict, images: list, slices: np.ndarray, num_slices: int) -> Geometry | None:
-    """Slice centres from the readouts' slice data, directions from twixtools' geometry."""
+    """Slice centres from the readouts' slice data, directions from twixtools' geometry.
+
+    Not validated against a scanner's own DICOMs: siemens_to_ismrmrd's reading of the same
+    quaternion gives read and phase directions of opposite sign (a 180 degree in-plane turn)."""
     geoms = meas.get("geometry") or []
     if not geoms:
         return None

@@ -1,4 +1,4 @@
-"""``convert``: raw k-space (``.npy``, Siemens twix, ISMRMRD HDF5, BART ``.cfl``) -> a fastMRI file.
+"""``convert``: raw k-space (``.npy``, Siemens twix, ISMRMRD HDF5, BART ``.cfl``/``.ra``) -> a fastMRI file.
 
 Every format is read into a ``RawScan`` (io/), optionally prewhitened with a noise scan
 (mri/prewhiten.py), and written as fastMRI writes its training files: ``kspace`` in
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrirecon.io.cfl import bart_to_fastmri, read_cfl
+from mrirecon.io.cfl import bart_to_fastmri, read_cfl, read_ra
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import TARGET_KEYS, check_writable, write_volume
 from mrirecon.io.formats import detect_format, input_files
@@ -70,8 +70,9 @@ def read_scan(path: Path, fmt: str, config: ConvertConfig) -> RawScan:
         return read_twix(path, config.measurement)
     if fmt == "ismrmrd":
         return read_ismrmrd(path)
-    if fmt == "cfl":
-        return RawScan(bart_to_fastmri(path, read_cfl(path)), source_format="cfl")
+    if fmt in ("cfl", "ra"):
+        array = read_cfl(path) if fmt == "cfl" else read_ra(path)
+        return RawScan(bart_to_fastmri(path, array), source_format=fmt)
     return RawScan(load_npy_kspace(path, config.axes), source_format="npy")
 
 
@@ -132,6 +133,10 @@ def convert_file(in_path: str | Path, out_path: str | Path, config: ConvertConfi
     if config.readout_oversampling is not None and config.readout_oversampling < 1:
         raise InputError(None, "--readout-oversampling must be at least 1")
     fmt = detect_format(in_path) if config.input_format == "auto" else config.input_format
+    if config.measurement != -1 and fmt != "twix":
+        raise InputError(in_path, f"is {fmt}, not Siemens twix; --measurement applies to twix files only")
+    if config.axes is not None and fmt != "npy":
+        raise InputError(in_path, f"is {fmt}, not .npy; --axes applies to .npy arrays only (the format states its axes)")
     check_output(in_path, fmt, out_path, config.overwrite)
     scan = read_scan(in_path, fmt, config)
     if config.readout_oversampling is not None:
@@ -178,15 +183,19 @@ def convert_file(in_path: str | Path, out_path: str | Path, config: ConvertConfi
     geometry = ImageGeometry.from_fov(scan.recon_fov_mm, scan.recon_size or (recon_h, recon_w), scan.geometry)
     if geometry.known:
         attrs["geometry"] = geometry.to_json()
-    header = ismrmrd_header_xml(
-        (height, width),
-        (recon_h, recon_w),
-        (first, stop),
-        kspace.shape[0],
-        scan.recon_fov_mm,
-        scan.readout_oversampling,
-        scan.system,
-    )
+    if scan.header_xml is not None and scan.recon_size == (recon_h, recon_w) and not config.undersampled:
+        header = scan.header_xml  # the source's own header describes this k-space exactly
+    else:
+        header = ismrmrd_header_xml(
+            (height, width),
+            (recon_h, recon_w),
+            (first, stop),
+            kspace.shape[0],
+            scan.recon_fov_mm,
+            scan.readout_oversampling,
+            scan.system,
+            scan.sequence,
+        )
     write_volume(out_path, kspace, header_xml=header, attrs=attrs, mask=mask, targets=targets, overwrite=config.overwrite)
     return FileResult(
         str(in_path),

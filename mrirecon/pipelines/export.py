@@ -1,9 +1,9 @@
-"""``export``: reconstruction (or fastMRI) files -> NIfTI, DICOM, BART ``.cfl`` or a PNG montage.
+"""``export``: reconstruction (or fastMRI) files -> NIfTI, DICOM, BART ``.cfl``/``.ra`` or a PNG montage.
 
 One input gives: ``OUT/NAME.nii.gz``, the DICOM series folder ``OUT/NAME/`` (one file per slice),
-``OUT/NAME.cfl`` + ``.hdr``, or ``OUT/NAME.png``. The image is the file's ``reconstruction``
+``OUT/NAME.cfl`` + ``.hdr``, ``OUT/NAME.ra``, or ``OUT/NAME.png``. The image is the file's ``reconstruction``
 (what the recon commands write), else its fully sampled target; ``kspace=True`` exports the
-k-space itself (``.cfl`` only). Geometry comes from the file, else from ``geometry_from`` (the
+k-space itself (``.cfl``/``.ra`` only). Geometry comes from the file, else from ``geometry_from`` (the
 fastMRI file it was reconstructed from, or a folder of them): reconstruction files carry none.
 Every output is complete or absent: files go through the atomic writer, a DICOM series is
 written in a hidden folder renamed into place.
@@ -23,7 +23,7 @@ import numpy as np
 
 from mrirecon.io.atomic import current_umask, write_bytes_atomic
 from mrirecon.io.h5_input import get_dataset, open_h5
-from mrirecon.io.cfl import cfl_bytes, fastmri_to_bart
+from mrirecon.io.cfl import cfl_bytes, fastmri_to_bart, ra_bytes
 from mrirecon.io.dicom import SeriesInfo, dicom_series
 from mrirecon.io.errors import InputError, OutputExistsError
 from mrirecon.io.fastmri_h5 import TARGET_KEYS
@@ -32,7 +32,7 @@ from mrirecon.io.nifti import nifti_bytes
 from mrirecon.io.png_montage import png_bytes
 from mrirecon.pipelines.common import FileResult
 
-EXPORT_FORMATS = ("nifti", "dicom", "cfl", "png")
+EXPORT_FORMATS = ("nifti", "dicom", "cfl", "ra", "png")
 
 
 @dataclass
@@ -53,8 +53,25 @@ def outputs_for(path: Path, config: ExportConfig) -> list[Path]:
         "nifti": [stem.with_name(stem.name + ".nii.gz")],
         "dicom": [stem],
         "cfl": [stem.with_name(stem.name + ".cfl"), stem.with_name(stem.name + ".hdr")],
+        "ra": [stem.with_name(stem.name + ".ra")],
         "png": [stem.with_name(stem.name + ".png")],
     }[config.fmt]
+
+
+def check_plan(files: list[Path], config: ExportConfig) -> None:
+    """Refuse, before any work, outputs that two inputs would share or that are inputs."""
+    inputs = {os.path.realpath(f) for f in files}
+    owner: dict[str, Path] = {}
+    for file in files:
+        for out in outputs_for(file, config):
+            key = os.path.realpath(out)
+            if key in inputs:
+                raise InputError(out, "would be both an input and an output; export to another folder with -o")
+            if key in owner and owner[key] != file:
+                raise InputError(
+                    out, f"would be written twice (by {owner[key]} and {file}, which share a name); export each folder with its own -o"
+                )
+            owner[key] = file
 
 
 def read_image(path: Path, kspace: bool) -> tuple[np.ndarray, dict]:
@@ -148,14 +165,17 @@ def export_file(path: str | Path, config: ExportConfig) -> FileResult:
             raise InputError(out, "is the input; export never overwrites its input")
         if out.exists() and not config.overwrite:
             raise OutputExistsError(out)
-    if config.kspace and config.fmt != "cfl":
-        raise InputError(None, "--kspace exports k-space, which only the cfl format holds")
+    if config.kspace and config.fmt not in ("cfl", "ra"):
+        raise InputError(None, "--kspace exports k-space, which only the cfl and ra formats hold")
     data, attrs = read_image(path, config.kspace)
     warnings: list[str] = []
     info: dict = {"format": config.fmt, "shape": list(data.shape)}
     if config.fmt == "cfl":
         header, blob = cfl_bytes(fastmri_to_bart(data.astype(np.complex64)))
         write_pair([outputs[1], outputs[0]], [header, blob], config.overwrite)
+        return FileResult(str(path), output=str(outputs[0]), info=info)
+    if config.fmt == "ra":
+        write_bytes_atomic(outputs[0], ra_bytes(fastmri_to_bart(data.astype(np.complex64))), overwrite=config.overwrite)
         return FileResult(str(path), output=str(outputs[0]), info=info)
     if config.fmt == "png":
         write_bytes_atomic(outputs[0], png_bytes(data), overwrite=config.overwrite)

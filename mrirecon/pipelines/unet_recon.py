@@ -1,4 +1,4 @@
-"""``unet-recon``: reconstruct fastMRI files with a trained U-Net checkpoint."""
+"""``unet-recon``: reconstruct fastMRI files with a trained checkpoint (U-Net or VarNet, as it records)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
+from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import Volume
 from mrirecon.mri.masks import MaskSpec
 from mrirecon.pipelines.batch import BatchOptions
@@ -17,7 +18,8 @@ from mrirecon.pipelines.devices import resolve_device
 from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, run_recon
 from mrirecon.pipelines.sampling import SamplingMask
 from mrirecon.train.checkpoint import model_from_checkpoint
-from mrirecon.train.inference import unet_forward
+from mrirecon.models import VarNet
+from mrirecon.train.inference import unet_forward, varnet_forward
 
 
 @dataclass
@@ -38,7 +40,11 @@ class _UnetJob(VolumeJob):
         self.method = method
 
     def reconstruct(self, kspace: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        output, inputs = unet_forward(self.method.model_on(self.device), kspace, self.volume.recon_crop, amp=self.method.amp)
+        model = self.method.model_on(self.device)
+        if isinstance(model, VarNet):
+            mask = self.mask if self.mask is not None else torch.ones(kspace.shape[-1], dtype=torch.bool, device=self.device)
+            return varnet_forward(model, kspace, mask, self.volume.padding, amp=self.method.amp)
+        output, inputs = unet_forward(model, kspace, self.volume.recon_crop, amp=self.method.amp)
         return inputs.denormalise(output)
 
     def attrs(self) -> dict[str, Any]:
@@ -46,7 +52,7 @@ class _UnetJob(VolumeJob):
 
 
 class UnetMethod(Method):
-    """A trained U-Net (``mrirecon train``), de-normalised to the input's scale, cropped like zf-recon."""
+    """A trained U-Net (de-normalised to the input's scale) or VarNet (``mrirecon train``), cropped like zf-recon."""
 
     name = "unet"
     needs_mask = True
@@ -56,6 +62,7 @@ class UnetMethod(Method):
         self.amp = amp
         self.model, self.train_config = model_from_checkpoint(self.checkpoint)  # checked before any file is touched
         self.model.eval()
+        self.name = "varnet" if isinstance(self.model, VarNet) else "unet"
 
     def model_on(self, device: torch.device) -> torch.nn.Module:
         if next(self.model.parameters()).device != device:
@@ -67,6 +74,8 @@ class UnetMethod(Method):
         return {"checkpoint": weights, "amp": self.amp}
 
     def begin(self, volume: Volume, sampling: SamplingMask | None, device: torch.device) -> VolumeJob:
+        if isinstance(self.model, VarNet) and not volume.multicoil:
+            raise InputError(volume.path, "is single-coil; the VarNet needs multi-coil data, so use a U-Net checkpoint")
         return _UnetJob(self, volume, sampling, device)
 
 
@@ -92,5 +101,7 @@ def unet_recon(
     method = UnetMethod(config.checkpoint, config.amp)
     summary = run_recon("unet-recon", method, inputs, out_dir, options)
     tc = method.train_config
-    summary.extra["model"] = {"chans": tc.chans, "pools": tc.pools, "norm": tc.norm}
+    summary.extra["model"] = {"kind": tc.model, "chans": tc.chans, "pools": tc.pools, "norm": tc.norm}
+    if tc.model == "varnet":
+        summary.extra["model"].update(cascades=tc.cascades, sens_chans=tc.sens_chans)
     return summary

@@ -14,7 +14,7 @@ import torch
 
 from mrirecon.io import InputError
 from mrirecon.io.atomic import torch_save_atomic
-from mrirecon.models import Unet
+from mrirecon.models import Unet, VarNet
 from mrirecon.train.config import TrainConfig, config_from_mapping
 
 FORMAT = "mrirecon.unet-checkpoint"
@@ -110,8 +110,11 @@ def checkpoint_config(data: dict[str, Any], path: str | Path) -> TrainConfig:
     return config
 
 
-def build_model(config: TrainConfig) -> Unet:
-    """The U-Net that ``config`` describes."""
+def build_model(config: TrainConfig) -> Unet | VarNet:
+    """The model that ``config`` describes (``config.model``: ``unet`` or ``varnet``)."""
+    if config.model == "varnet":
+        return VarNet(cascades=config.cascades, chans=config.chans, pools=config.pools, sens_chans=config.sens_chans,
+                      sens_pools=config.sens_pools, norm=config.norm, groups=config.groups)
     return Unet(1, 1, chans=config.chans, num_pool_layers=config.pools, norm=config.norm, groups=config.groups,
                 drop_prob=config.drop_prob, residual=config.residual)
 
@@ -124,13 +127,19 @@ def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: str 
         detail = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc))
         raise CheckpointError(
             path,
-            f"its weights do not fit a U-Net with chans={config.chans}, pools={config.pools}, "
-            f"norm={config.norm} ({detail.rstrip('.')})",
+            f"its weights do not fit a {_describe(config)} ({detail.rstrip('.')})",
         ) from exc
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[Unet, TrainConfig]:
-    """Rebuild the trained U-Net from a checkpoint (on the CPU, in eval mode)."""
+def _describe(config: TrainConfig) -> str:
+    text = f"chans={config.chans}, pools={config.pools}, norm={config.norm}"
+    if config.model == "varnet":
+        return f"VarNet with cascades={config.cascades}, sens_chans={config.sens_chans}, {text}"
+    return f"U-Net with {text}"
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[Unet | VarNet, TrainConfig]:
+    """Rebuild the trained model (U-Net or VarNet, as the checkpoint records) on the CPU, in eval mode."""
     data = load_checkpoint(path)
     config = checkpoint_config(data, path)
     try:

@@ -17,11 +17,12 @@ from mrirecon.io import InputError
 from mrirecon.models import NORM_TYPES
 from mrirecon.mri.masks import MASK_TYPES, MaskSpec
 
+MODEL_KINDS = ("unet", "varnet")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("step", "cosine", "none")
 LOSSES = ("l1", "ssim")
 #: Options that may change when a run is resumed; the rest come from the checkpoint.
-RESUMABLE_OVERRIDES = ("epochs", "max_steps", "device", "amp", "compile", "workers", "val_batch_size")
+RESUMABLE_OVERRIDES = ("epochs", "max_steps", "max_minutes", "device", "amp", "compile", "workers", "val_batch_size")
 
 
 @dataclass
@@ -31,7 +32,11 @@ class TrainConfig:
     train_dir: str = ""
     val_dir: str = ""
     run_dir: str = ""
-    # model
+    # model: "unet" or "varnet" (E2E-VarNet: cascades, sensitivity U-Net; chans/pools/norm are its cascades' U-Nets)
+    model: str = "unet"
+    cascades: int = 12
+    sens_chans: int = 8
+    sens_pools: int = 4
     chans: int = 32
     pools: int = 4
     norm: str = "group"
@@ -46,6 +51,7 @@ class TrainConfig:
     # optimisation
     epochs: int = 10
     max_steps: int | None = None
+    max_minutes: float | None = None
     batch_size: int = 1
     loss: str = "l1"
     optimizer: str = "adam"
@@ -76,6 +82,10 @@ class TrainConfig:
         """Raise ``ValueError`` (one sentence) for an unusable value: the choices, the ranges of
         ``RANGES``, the mask, and a model too large to build (see ``check_model_size``)."""
         checks = [
+            (self.model in MODEL_KINDS, f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}"),
+            (self.model != "varnet" or (self.pools <= 4 and self.sens_pools <= 4),
+             "the VarNet's U-Nets take at most 4 pools (inputs are padded to a multiple of 16)"),
+            (self.model != "varnet" or not self.residual, "residual applies to the U-Net only"),
             (self.norm in NORM_TYPES, f"norm must be one of {', '.join(NORM_TYPES)}, got {self.norm!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
@@ -105,6 +115,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "mask_seed": (0, 2**32 - 1, False, False),
     "epochs": (1, 10**6, False, False),
     "max_steps": (0, 10**9, False, False),
+    "max_minutes": (0, 10**6, True, False),
     "batch_size": (1, 4096, False, False),
     "val_batch_size": (1, 4096, False, False),
     "lr": (0, 10, True, False),
@@ -162,7 +173,8 @@ def check_model_size(config: "TrainConfig") -> None:
             f"more than the {MAX_PARAMETERS:.0e} allowed; check chans/pools"
         )
     chans = getattr(config, "chans", 0) or 0
-    activations = 24 * chans * 320 * 320 * 4
+    unets = getattr(config, "cascades", 1) if getattr(config, "model", "unet") == "varnet" else 1
+    activations = 24 * chans * 320 * 320 * 4 * max(int(unets), 1)
     if activations > MAX_ACTIVATION_BYTES:
         raise ValueError(
             f"the model needs about {activations / 2**30:.3g} GiB of activations per 320x320 slice, "

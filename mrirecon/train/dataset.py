@@ -20,7 +20,8 @@ from torch.utils.data import Dataset, Sampler
 from mrirecon.io import InputError, Volume, open_volume
 from mrirecon.mri.masks import MaskSpec, make_mask, volume_seed
 from mrirecon.mri.zero_filled import zero_filled
-from mrirecon.train.transforms import apply_mask, unet_inputs
+from mrirecon.train.config import MODEL_KINDS
+from mrirecon.train.transforms import apply_mask, unet_inputs, varnet_inputs
 
 
 def volume_crop(volume: Volume) -> tuple[int, int]:
@@ -45,15 +46,22 @@ def list_volumes(folder: str | Path) -> list[Path]:
 
 
 class SliceDataset(Dataset):
-    """Every slice of ``files``; an item is a dict with the normalised ``image`` and ``target``
-    ``(h, w)``, and the ``mean``/``std`` used to normalise them.
+    """Every slice of ``files``; a U-Net item is a dict with the normalised ``image`` and
+    ``target`` ``(h, w)``, and the ``mean``/``std`` used to normalise them; a VarNet item
+    (``kind='varnet'``) holds the masked ``kspace`` ``(C, H, W)`` complex, its ``mask``
+    ``(1, 1, W)`` (or ``(1, H, W)``), ``num_low`` (centre width), the ``target`` ``(h, w)`` as
+    stored and the volume's ``max`` (fastMRI's ``VarNetDataTransform``).
 
     Items are addressed by ``index`` or by ``(epoch, index)`` (what ``EpochSampler`` yields);
     the epoch only enters the training mask seed.
     """
 
-    def __init__(self, files: Sequence[str | Path], mask_spec: MaskSpec, *, train: bool, seed: int = 0, rank: int = 0):
+    def __init__(self, files: Sequence[str | Path], mask_spec: MaskSpec, *, train: bool, seed: int = 0, rank: int = 0,
+                 kind: str = "unet"):
         mask_spec.validate()
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+        self.kind = kind
         self.files = [Path(f) for f in files]
         self.mask_spec = mask_spec
         self.train = train
@@ -63,10 +71,14 @@ class SliceDataset(Dataset):
         self.crops: list[tuple[int, int]] = []
         self.paddings: list[tuple[int, int]] = []
         self.challenges: set[str] = set()
+        self.maxima: list[float] = []
         for i, path in enumerate(self.files):
             with open_volume(path) as volume:
                 if volume.is_undersampled:
                     raise InputError(path, "is already undersampled (has a 'mask'); training needs fully sampled k-space")
+                if kind == "varnet" and not volume.multicoil:
+                    raise InputError(path, "is single-coil; the VarNet needs multi-coil data, so use --model unet")
+                self.maxima.append(_volume_max(volume) if kind == "varnet" else 0.0)
                 self.slices.extend((i, s) for s in range(volume.num_slices))
                 self.crops.append(volume_crop(volume))
                 self.paddings.append(volume.padding)
@@ -99,11 +111,20 @@ class SliceDataset(Dataset):
         file_index, slice_index = self.slices[index]
         volume = self._volume(file_index)
         kspace = torch.from_numpy(volume.read_kspace(slice_index, slice_index + 1))
-        mask, _ = make_mask(self.mask_spec, kspace.shape, self.mask_seed(epoch, index), self.paddings[file_index])
+        mask, num_low = make_mask(self.mask_spec, kspace.shape, self.mask_seed(epoch, index), self.paddings[file_index])
         crop = self.crops[file_index]
-        inputs = unet_inputs(apply_mask(kspace, torch.from_numpy(mask)), crop)
         target = volume.read_target(slice_index, slice_index + 1)
         target_t = zero_filled(kspace, crop) if target is None else torch.from_numpy(target)
+        if self.kind == "varnet":
+            sample = varnet_inputs(kspace, torch.from_numpy(mask), crop, self.paddings[file_index], num_low)
+            return {
+                "kspace": sample.kspace[0],
+                "mask": sample.mask[0],
+                "num_low": torch.tensor(sample.num_low_frequencies),
+                "target": target_t[0],
+                "max": torch.tensor(self.maxima[file_index], dtype=torch.float32),
+            }
+        inputs = unet_inputs(apply_mask(kspace, torch.from_numpy(mask)), crop)
         return {
             "image": inputs.image[0],
             "target": inputs.normalise_target(target_t)[0],
@@ -115,6 +136,17 @@ class SliceDataset(Dataset):
         for volume in self._volumes.values():
             volume.close()
         self._volumes.clear()
+
+
+def _volume_max(volume: Volume) -> float:
+    """The volume's ``max`` attribute (fastMRI's data range), else its target's maximum."""
+    value = volume.attrs.get("max")
+    if value is not None:
+        return float(value)
+    target = volume.read_target()
+    if target is None:
+        target = zero_filled(torch.from_numpy(volume.read_kspace()), volume_crop(volume)).numpy()
+    return float(target.max())
 
 
 class EpochSampler(Sampler):

@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from mrirecon.io.atomic import atomic_path, write_text_atomic
-from mrirecon.pipelines.common import stderr_console
+from mrirecon.console import stderr_console
+from mrirecon.mri.crop import center_crop
 from mrirecon.train.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 from mrirecon.train.config import TrainConfig
 from mrirecon.train.dataset import EpochSampler, SliceDataset, list_volumes
@@ -92,7 +93,35 @@ def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return ssim_loss
 
 
-def write_run_files(run_dir: Path, history: list[dict[str, Any]]) -> None:
+def model_outputs(
+    forward: Callable[..., torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    kind: str,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's output for a training batch and its target, both ``(B, 1, h, w)`` float, on
+    the scale the loss compares: per-image normalised for the U-Net; for the VarNet the RSS
+    image cropped to the target, both divided by the volume maximum (fastMRI's data range)."""
+    if kind == "varnet":
+        target = batch["target"].to(device, non_blocking=True)
+        with autocast(device, amp):
+            output = forward(batch["kspace"].to(device, non_blocking=True), batch["mask"].to(device, non_blocking=True),
+                             batch["num_low"].to(device))
+        output = center_crop(output.float(), tuple(target.shape[-2:]))
+        scale = batch["max"].to(device).view(-1, 1, 1)
+        return (output / scale).unsqueeze(1), (target / scale).unsqueeze(1)
+    image = batch["image"].to(device, non_blocking=True).unsqueeze(1)
+    target = batch["target"].to(device, non_blocking=True).unsqueeze(1)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    with autocast(device, amp):
+        output = forward(image)
+    return output.float(), target
+
+
+def write_run_files(run_dir: Path, history: list[dict[str, Any]], label: str = "U-Net") -> None:
     """``metrics.jsonl`` (one line per epoch) and ``curves.png`` (loss and validation SSIM)."""
     write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history), overwrite=True)
     if not history:
@@ -109,7 +138,7 @@ def write_run_files(run_dir: Path, history: list[dict[str, Any]]) -> None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("L1 loss (normalised)")
     ax_loss.legend()
-    ax_ssim.plot(epochs, [h["val_ssim"] for h in history], "o-", color="C2", label="U-Net")
+    ax_ssim.plot(epochs, [h["val_ssim"] for h in history], "o-", color="C2", label=label)
     if history[0].get("val_zf_ssim") is not None:
         ax_ssim.axhline(history[0]["val_zf_ssim"], color="grey", ls="--", label="zero-filled")
     ax_ssim.set_xlabel("epoch")
@@ -130,7 +159,7 @@ def train(
     quiet: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train a U-Net as ``config`` says, writing into ``config.run_dir`` (rank 0 only).
+    """Train the model ``config`` names (U-Net or VarNet) as it says, writing into ``config.run_dir`` (rank 0 only).
 
     ``resume_state`` is a loaded ``last.pt``: the run continues from exactly where it
     stopped. ``on_step(step)`` is called after every optimiser step.
@@ -168,7 +197,7 @@ def _train(
         model = model.to(memory_format=torch.channels_last)
 
     train_set = SliceDataset(list_volumes(config.train_dir), config.mask_spec, train=True, seed=config.seed,
-                             rank=info.rank)
+                             rank=info.rank, kind=config.model)
     val_files = list_volumes(config.val_dir)
     sampler = EpochSampler(len(train_set), shuffle=True, seed=config.seed, rank=info.rank, world=info.world)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)
@@ -224,6 +253,7 @@ def _train(
                 "history": history,
                 "best_ssim": best_ssim,
                 "config": config.to_dict(),
+                "model_kind": config.model,
             })
 
     if info.is_main:
@@ -240,6 +270,7 @@ def _train(
         return TrainResult(run_dir, step, epoch, history, best_ssim, zf, interrupted, model)
 
     stop = _StopRequest()
+    clock = time.perf_counter()
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -250,7 +281,7 @@ def _train(
     )
     with stop.installed(), Progress(*columns, console=stderr_console, disable=not show) as progress:
         while epoch < config.epochs:
-            if config.max_steps is not None and step >= config.max_steps:
+            if _budget_spent(config, step, clock):
                 checkpoint("last.pt")
                 return result(False)
             task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch,
@@ -269,21 +300,16 @@ def _train(
                     if stop.requested:  # a worker died of the same Ctrl-C
                         break
                     raise
-                image = batch["image"].to(device, non_blocking=True).unsqueeze(1)
-                target = batch["target"].to(device, non_blocking=True).unsqueeze(1)
-                if channels_last:
-                    image = image.contiguous(memory_format=torch.channels_last)
-                with autocast(device, config.amp):
-                    output = forward(image)
-                loss = loss_fn(output.float(), target)
+                output, target = model_outputs(forward, batch, device, config.model, config.amp, channels_last)
+                loss = loss_fn(output, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 step += 1
                 epoch_step += 1
-                loss_sum += loss.detach().double() * image.shape[0]
-                seen += image.shape[0]
+                loss_sum += loss.detach().double() * output.shape[0]
+                seen += output.shape[0]
                 if on_step is not None:
                     on_step(step)
                 if show:
@@ -292,9 +318,7 @@ def _train(
                         rate = seen * info.world / max(time.perf_counter() - started, 1e-9)
                         fields = {"loss": f"{loss.item():.4f}", "rate": f"{rate:.1f}"}
                     progress.update(task, advance=1, **fields)
-                if _should_stop(stop.requested, info, device) or (
-                    config.max_steps is not None and step >= config.max_steps
-                ):
+                if _should_stop(stop.requested, info, device) or _budget_spent(config, step, clock):
                     break
             epoch_loss += torch.tensor([loss_sum.item(), seen], dtype=torch.float64)
             if _should_stop(stop.requested, info, device) or epoch_step < steps_per_epoch:
@@ -317,7 +341,7 @@ def _train(
                 checkpoint("best.pt")
             checkpoint("last.pt")
             if info.is_main:
-                write_run_files(run_dir, history)
+                write_run_files(run_dir, history, "VarNet" if config.model == "varnet" else "U-Net")
             if show:
                 progress.console.print(
                     f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, val loss {val.loss:.4f}, "
@@ -325,6 +349,14 @@ def _train(
                     + (" (best so far)" if improved else ""), highlight=False)
             barrier(info)
     return result(False)
+
+
+def _budget_spent(config: TrainConfig, step: int, clock: float) -> bool:
+    """Whether ``max_steps`` or the wall-clock ``max_minutes`` of this session is used up
+    (the time budget is for benchmarks: it makes a run depend on the machine's speed)."""
+    if config.max_steps is not None and step >= config.max_steps:
+        return True
+    return config.max_minutes is not None and time.perf_counter() - clock >= 60.0 * config.max_minutes
 
 
 def _should_stop(requested: bool, info: DistInfo, device: torch.device) -> bool:

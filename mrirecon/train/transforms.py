@@ -57,3 +57,39 @@ def unet_inputs(masked_kspace: torch.Tensor, crop_size: tuple[int, int]) -> Unet
     std = magnitude.flatten(1).std(dim=1)
     normalised = ((magnitude - mean[:, None, None]) / (std[:, None, None] + NORM_EPS)).clamp(-CLAMP, CLAMP)
     return UnetInputs(normalised, mean, std, crop)
+
+
+@dataclass
+class VarNetInputs:
+    """fastMRI's ``VarNetSample`` for a batch of slices: masked k-space ``(S, C, H, W)`` complex,
+    the mask ``(S, 1, 1, W)`` or ``(S, 1, H, W)`` bool (zero outside the acquired columns), the
+    width of the fully sampled centre (0: let the network find it), and the crop."""
+
+    kspace: torch.Tensor
+    mask: torch.Tensor
+    num_low_frequencies: int
+    crop: tuple[int, int]
+
+
+def varnet_inputs(
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    crop: tuple[int, int],
+    padding: tuple[int, int] | None = None,
+    num_low_frequencies: int = 0,
+) -> VarNetInputs:
+    """fastMRI's ``VarNetDataTransform`` for multi-coil k-space ``(S, C, H, W)``.
+
+    ``mask`` is ``(W,)`` (columns) or ``(H, W)``; columns outside ``padding`` (the header's
+    acquired range) are dropped from it, and the k-space is multiplied by it (``+ 0.0``, as
+    fastMRI, so no negative zeros). Single-coil k-space is refused: the VarNet needs coils.
+    """
+    if kspace.ndim != 4:
+        raise ValueError("the VarNet needs multi-coil k-space (slices, coils, H, W); use the U-Net for single-coil data")
+    mask = mask.to(kspace.device, torch.bool)
+    mask = mask.view(1, 1, 1, -1) if mask.ndim == 1 else mask.view(1, 1, *mask.shape[-2:])
+    if padding is not None:
+        cols = torch.arange(mask.shape[-1], device=mask.device)
+        mask = mask & (cols >= padding[0]) & (cols < padding[1])
+    mask = mask.expand(kspace.shape[0], -1, -1, -1)
+    return VarNetInputs(kspace * mask + 0.0, mask, int(num_low_frequencies), crop)

@@ -1,0 +1,123 @@
+"""E2E-VarNet: parity with fastMRI's ``VarNet`` (instance norm, copied weights), the data
+transform against fastMRI's ``VarNetDataTransform``, and the single-coil refusal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mrirecon.models.varnet import VarNet, load_fastmri_varnet_weights
+
+
+def _fastmri_varnet(**kwargs):
+    from fastmri.models import VarNet as FastmriVarNet
+
+    torch.manual_seed(0)
+    return FastmriVarNet(**kwargs).eval()
+
+
+def _randomise(model: torch.nn.Module) -> None:
+    """Non-trivial weights everywhere (dc weights too), so the parity test checks every term."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("num_low", [None, 8])
+def test_outputs_equal_fastmri_varnet_with_its_weights(num_low):
+    reference = _fastmri_varnet(num_cascades=2, sens_chans=4, sens_pools=2, chans=6, pools=2)
+    _randomise(reference)
+    ours = VarNet(cascades=2, chans=6, pools=2, sens_chans=4, sens_pools=2, norm="instance").eval()
+    load_fastmri_varnet_weights(ours, reference.state_dict(), pools=2, sens_pools=2)
+
+    g = torch.Generator().manual_seed(2)
+    kspace = torch.randn(2, 3, 40, 36, 2, generator=g)
+    mask = torch.rand(2, 1, 1, 36, 1, generator=g) < 0.4
+    mask[..., 14:22, :] = True
+    masked = kspace * mask
+    with torch.no_grad():
+        expected = reference(masked, mask, num_low)
+        got = ours(torch.view_as_complex(masked.contiguous()), mask[..., 0], num_low)
+    assert got.shape == expected.shape == (2, 40, 36)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_group_norm_default_and_gradients_reach_every_cascade():
+    model = VarNet(cascades=2, chans=4, pools=2, sens_chans=2, sens_pools=2)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    kspace = torch.randn(1, 2, 32, 32, dtype=torch.complex64)
+    mask = torch.zeros(1, 1, 1, 32, dtype=torch.bool)
+    mask[..., ::3] = True
+    mask[..., 13:19] = True
+    model(kspace * mask, mask).mean().backward()
+    # the first cascade starts from the measured k-space, so its data term (and weight's gradient) is 0
+    assert model.cascades[1].dc_weight.grad.abs() > 0
+    for part in (model.sens_net, *model.cascades):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters() if p.ndim > 1)
+
+
+def test_single_coil_kspace_is_refused_in_one_sentence():
+    with pytest.raises(ValueError, match="multi-coil"):
+        VarNet(cascades=1, chans=4, pools=2, sens_chans=2, sens_pools=2)(
+            torch.zeros(1, 32, 32, dtype=torch.complex64), torch.ones(1, 1, 32, dtype=torch.bool))
+
+
+# --- the data transform -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multicoil_volume(tmp_path_factory):
+    from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+
+    out = tmp_path_factory.mktemp("varnet_data")
+    summary = generate_sample_data(out, SampleDataConfig(volumes=1, slices=2, coils=3, seed=11), quiet=True)
+    return out, summary.results[0].output
+
+
+def test_transform_matches_fastmri_varnet_data_transform(multicoil_volume):
+    from fastmri.data import SliceDataset as FastmriSlices
+    from fastmri.data.subsample import RandomMaskFunc
+    from fastmri.data.transforms import VarNetDataTransform
+
+    from mrirecon.io import open_volume
+    from mrirecon.mri.masks import MaskSpec, make_mask, volume_seed
+    from mrirecon.train.dataset import SliceDataset, volume_crop
+    from mrirecon.train.transforms import varnet_inputs
+
+    folder, path = multicoil_volume
+    reference = FastmriSlices(folder, "multicoil", transform=VarNetDataTransform(RandomMaskFunc([0.08], [4]), True),
+                              dataset_cache_file=folder / "cache.pkl")
+    spec = MaskSpec("random", 4, 0.08)
+    ours = SliceDataset([path], spec, train=False, kind="varnet")
+    with open_volume(path) as volume:
+        for index in range(volume.num_slices):
+            expected = reference[index]
+            mask, num_low = make_mask(spec, volume.kspace_shape, volume_seed(volume.path.name), volume.padding)
+            kspace = torch.from_numpy(volume.read_kspace(index, index + 1))
+            got = varnet_inputs(kspace, torch.from_numpy(mask), volume.recon_crop, volume.padding, num_low)
+            torch.testing.assert_close(got.kspace[0], torch.view_as_complex(expected.masked_kspace), rtol=0, atol=0)
+            assert torch.equal(got.mask[0], expected.mask[..., 0])
+            assert got.num_low_frequencies == expected.num_low_frequencies
+            assert got.crop == tuple(expected.crop_size)
+            item = ours[index]  # the training dataset yields the same sample
+            torch.testing.assert_close(item["kspace"], got.kspace[0], rtol=0, atol=0)
+            assert torch.equal(item["mask"], got.mask[0]) and int(item["num_low"]) == num_low
+            assert float(item["max"]) == pytest.approx(expected.max_value)
+            torch.testing.assert_close(item["target"], expected.target)
+            assert volume_crop(volume) == tuple(expected.target.shape)
+
+
+def test_single_coil_files_are_refused_for_the_varnet(tmp_path):
+    from mrirecon.io import InputError
+    from mrirecon.mri.masks import MaskSpec
+    from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+    from mrirecon.train.dataset import SliceDataset
+    from mrirecon.train.transforms import varnet_inputs
+
+    summary = generate_sample_data(tmp_path, SampleDataConfig(challenge="singlecoil", volumes=1, slices=1), quiet=True)
+    with pytest.raises(InputError, match="single-coil; the VarNet needs multi-coil data"):
+        SliceDataset([summary.results[0].output], MaskSpec("random", 4), train=True, kind="varnet")
+    with pytest.raises(ValueError, match="use the U-Net"):
+        varnet_inputs(torch.zeros(1, 8, 8, dtype=torch.complex64), torch.ones(8), (8, 8))
