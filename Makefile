@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench-eval bench-cs bench-train clean
+.PHONY: install demo test test-fast test-readme bench-eval bench-cs bench-train clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
+
+test-readme: $(STAMP)
+	$(BIN)/pytest -q tests/test_readme.py
 
 bench-eval: $(STAMP)
 	$(BIN)/python scripts/bench_eval.py

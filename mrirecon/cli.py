@@ -167,16 +167,21 @@ SkipExistingOption = typer.Option(
 DryRunOption = typer.Option(False, "--dry-run", help="Print this shard's files (input TAB output) and stop.",
                             rich_help_panel="Batch")
 RequeueOption = typer.Option(
-    False, "--requeue", help="On SIGTERM/SIGUSR1, requeue this SLURM job (scontrol requeue $SLURM_JOB_ID) after "
-    "stopping.", rich_help_panel="Batch",
+    False, "--requeue", help="On SIGUSR1 (sbatch --signal=B:USR1@120), requeue this SLURM job (scontrol requeue "
+    "$SLURM_JOB_ID) after stopping; SIGTERM (scancel) only stops.", rich_help_panel="Batch",
 )
 GraceOption = typer.Option(
     30.0, "--grace", help="Seconds the file in progress may still take after SIGTERM/SIGINT/SIGUSR1; then it is "
     "abandoned (nothing half-written). Exit status 128+signal.", rich_help_panel="Batch",
 )
+StageOption = typer.Option(
+    None, "--stage", help="Copy each input to this folder (a node's local scratch, e.g. $TMPDIR) before reading it; "
+    "the copy is removed after.", rich_help_panel="Batch",
+)
 
 
-def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float):
+def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requeue: bool, grace: float,
+                  stage: Optional[Path] = None):
     """The ``BatchOptions`` of the batch flags (a bad ``--shard`` is exit 2)."""
     from mrirecon.pipelines.batch import BatchOptions
     from mrirecon.pipelines.shard import parse_shard
@@ -185,7 +190,8 @@ def batch_options(shard: Optional[str], skip_existing: bool, dry_run: bool, requ
         parsed = None if shard is None else parse_shard(shard)
     except ValueError as exc:
         fail(str(exc))
-    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace)
+    return BatchOptions(shard=parsed, skip_existing=skip_existing, dry_run=dry_run, requeue=requeue, grace=grace,
+                        stage=stage)
 
 
 @app.command("subsample", rich_help_panel=DATA)
@@ -201,6 +207,7 @@ def subsample_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -213,10 +220,10 @@ def subsample_command(
     from mrirecon.pipelines.subsample import SubsampleConfig, subsample
 
     spec = mask_spec(mask, accel, center_fraction, seed)
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     config = SubsampleConfig(mask=spec, overwrite=overwrite, shard=batch.shard, skip_existing=skip_existing,
-                             dry_run=dry_run, requeue=requeue, grace=grace)
+                             dry_run=dry_run, requeue=requeue, grace=grace, stage=stage)
     summary = guarded(debug, lambda: subsample(inputs, out_dir, config, quiet=quiet, debug=debug))
     finish(summary, quiet, json_path)
 
@@ -236,6 +243,7 @@ def zf_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -250,8 +258,8 @@ def zf_recon_command(
     config = ZeroFilledConfig(
         mask=mask_spec(mask, accel, center_fraction, seed), device=device, batch_slices=batch_slices, overwrite=overwrite
     )
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: zf_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -463,6 +471,7 @@ def unet_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -476,8 +485,8 @@ def unet_recon_command(
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
                              batch_slices=batch_slices, amp=amp, overwrite=overwrite)
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -537,12 +546,31 @@ def eval_command(
         raise typer.Exit(1)
 
 
+def _lam_value(ctx, param, value: Optional[str]) -> Optional[str]:
+    """``--lam``: ``auto`` or a finite non-negative number (as text; the pipeline parses it)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        fail(f"--lam must be a non-negative number or auto, got {value!r}")
+    finite(0)(ctx, param, number)
+    return value
+
+
 @app.command("cs-recon", rich_help_panel=RECONSTRUCT)
 def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
-    lam: Optional[float] = typer.Option(
-        None, "--lam", help="TV weight, dimensionless (k-space is scaled to a reference level); default per acceleration.", callback=finite(0)),
+    lam: Optional[str] = typer.Option(
+        None, "--lam", help="Regularisation weight, dimensionless (k-space is scaled to a reference level); default per "
+        "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json).",
+        callback=_lam_value),
+    maps: str = typer.Option(
+        "1", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
+        "or auto: per slice, one set, two sets or a map-free joint-sparsity formulation, by a data-consistency rule "
+        "(reported per slice in --json; see the README for where it helps and where it does not)."
+    ),
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
     tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
@@ -574,6 +602,7 @@ def cs_recon_command(
     dry_run: bool = DryRunOption,
     requeue: bool = RequeueOption,
     grace: float = GraceOption,
+    stage: Optional[Path] = StageOption,
     overwrite: bool = OverwriteOption,
     quiet: bool = QuietOption,
     json_path: Optional[Path] = JsonOption,
@@ -586,12 +615,12 @@ def cs_recon_command(
     from mrirecon.pipelines.cs_recon import CSConfig, cs_recon
 
     config = CSConfig(
-        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens,
+        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )
-    refuse_existing(overwrite, json_path)
-    batch = batch_options(shard, skip_existing, dry_run, requeue, grace)
+    refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
+    batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: cs_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
     finish(summary, quiet, json_path)
 
@@ -676,6 +705,8 @@ def compare_command(
         out.print(comparison_table(summary))
         if summary.figure:
             out.print(f"figure: {summary.figure}", highlight=False)
+    if summary.warning():
+        stderr_console.print(f"[yellow]warning[/yellow] {escape(summary.warning())}", highlight=False, soft_wrap=True)
     # (without --quiet the progress display has already printed each failed volume)
     for name, s in (summary.methods.items() if quiet else []):
         for failure in s.failed:

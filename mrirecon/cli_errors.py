@@ -6,7 +6,8 @@
 - anything else prints ``error: unexpected error: <type>: <message> (run with --debug for the
   traceback)`` and exits 1;
 - ``--debug`` prints the traceback first; the sentence and the exit code stay the same;
-- Ctrl-C (``KeyboardInterrupt``) prints "interrupted" and exits 130 (128 + SIGINT), never 0.
+- SIGINT (Ctrl-C) and SIGTERM print "interrupted" and exit 128 + signal (130, 143), never 0,
+  even when Python swallowed the exception the signal raised.
 
 ``GuardedGroup`` applies this to every command of the Typer app, so a failure anywhere in a
 command (pipeline, JSON summary, table) takes this path. ``option_*`` are Typer option
@@ -15,9 +16,11 @@ callbacks that validate a value at the option, before any file is touched.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
+import sys
 import traceback
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, TypeVar
@@ -84,23 +87,81 @@ def guarded(debug: bool, call: Callable[[], T]) -> T:
         fail_with(exc, debug)
 
 
+class Terminated(SystemExit):
+    """Raised by the SIGTERM handler: unwinds like Ctrl-C (temporary files removed), exit 143."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+class _StopSignals:
+    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM ``Terminated`` (as Python's default SIGINT
+    does), and both are remembered: an exception Python swallows (raised inside a ``__del__`` or
+    weakref callback, as h5py's object cleanup can be) still ends the command with 128 + signal,
+    and the atomic writer refuses to publish a file written across it. Commands that install
+    their own handlers (batches, training) replace these while they run."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        from mrirecon.io import atomic
+
+        self.received = self.received or signum
+        atomic.note_interrupt(signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+
+    def _unraisable(self, unraisable: Any) -> None:
+        """Python's "Exception ignored in ..." report, minus the signals handled here (their
+        exception was swallowed, but ``received`` remembers them)."""
+        if not isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+            self.previous_hook(unraisable)
+
+    def __enter__(self) -> "_StopSignals":
+        with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._on_signal)
+        self.previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = self.previous_hook
+
+
+def _interrupted(signum: int) -> NoReturn:
+    stderr_console.print(f"[red]interrupted[/red] ({signal.Signals(signum).name})", highlight=False)
+    raise typer.Exit(128 + signum)
+
+
 class GuardedGroup(TyperGroup):
     """The app's command group: runs each command under the one error path."""
 
     def invoke(self, ctx: Any) -> Any:
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         debug = "--debug" in args
+        stops = _StopSignals()
         try:
-            return super().invoke(ctx)
+            with stops:
+                result = super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except Terminated:
+            _interrupted(stops.received or signal.SIGTERM)
         except KeyboardInterrupt:
             if debug:
                 raise
-            stderr_console.print("[red]interrupted[/red]", highlight=False)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            _interrupted(stops.received or signal.SIGINT)
         except Exception as exc:
+            if stops.received:  # e.g. a write failed because the signal cut it short
+                _interrupted(stops.received)
             fail_with(exc, debug)
+        if stops.received:  # the signal's exception was swallowed somewhere: never exit 0
+            _interrupted(stops.received)
+        return result
 
 
 # --- option validation (Typer callbacks: run while parsing, before any file is touched) ------

@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--source", choices=["sample-data", "synthetic"], default="sample-data")
     parser.add_argument("--root", type=Path, default=ROOT / ".bench" / "eval")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="Also write the in-process and subprocess ratios here.")
     args = parser.parse_args()
 
     root = args.root if args.source == "sample-data" else args.root / "synthetic"
@@ -209,6 +210,13 @@ def main() -> None:
         d = diffs.get(name, {"nmse": 0.0, "psnr": 0.0, "ssim": 0.0})
         print(f"{name:34s} {wall:7.2f} {wall / n:6.3f} {ratio:5.2f}x {cpu:7.2f} {cpu_ratio:5.2f}x  "
               f"{d['nmse']:11.2e} {d['psnr']:11.2e} {d['ssim']:11.2e}")
+    if args.json:
+        med = {name: statistics.median(t) for name, t in times.items()}
+        args.json.write_text(json.dumps({
+            "in_process_ratio": med["fastmri.evaluate (in-process)"] / med["mrirecon evaluate() (in-process)"],
+            "subprocess_ratio": med["fastmri.evaluate (subprocess)"] / med["mrirecon eval (subprocess)"],
+            "max_abs_ssim_diff": diffs["mrirecon evaluate() (in-process)"]["ssim"], "volumes": n,
+        }))
     exact = max_diffs(in_process, ref64)
     print(f"{'mrirecon vs fastMRI formulas in f64':34s} {'':7s} {'':6s} {'':6s} {'':7s} {'':6s}  "
           f"{exact['nmse']:11.2e} {exact['psnr']:11.2e} {exact['ssim']:11.2e}")

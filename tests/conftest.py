@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,16 @@ from mrirecon.mri.zero_filled import zero_filled
 
 #: Real scans live beside the checkout (never copied in): ../shared/data/real
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+def apt_tool(tool: str, package: str) -> str:
+    """The path of a Debian tool, installed with apt when missing (tests run as root)."""
+    if shutil.which(tool) is None:
+        subprocess.run(["apt-get", "update"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", package], check=True, capture_output=True)
+    found = shutil.which(tool)
+    assert found, f"{tool} is not installed and apt-get could not install {package}"
+    return found
 
 
 def smooth_image(height: int, width: int, rng: np.random.Generator) -> np.ndarray:

@@ -155,6 +155,8 @@ COMMANDS = [
             lambda w: w.zf, lambda w: w.zf / "a.h5"),
 ]
 WITH_INPUT = [c for c in COMMANDS if c.folder_input or c.file_input]
+#: Commands that write one output file per input and go on past a failed one.
+BATCHES = {"subsample", "zf-recon", "cs-recon", "unet-recon", "export"}
 PER_FILE = [c for c in COMMANDS if c.file_input and c.folder_input]
 
 
@@ -191,7 +193,8 @@ def test_existing_output_is_refused_then_replaced_with_overwrite(command: Comman
     target.write_bytes(b"precious")
     argv = command.argv(world, _input(command, world) if command in WITH_INPUT else None, out)
     refused = invoke(*argv, "--quiet")
-    assert refused.exit_code in (1, 2), refused.stderr
+    # a batch refuses that file (1: some files failed); a single output (a --json, --png, run) is bad input
+    assert refused.exit_code == (1 if command.name in BATCHES else 2), refused.stderr
     assert "--overwrite" in refused.stderr and "Traceback" not in refused.stderr
     assert target.read_bytes() == b"precious"
 
@@ -231,3 +234,22 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(command: Command, wor
     result = invoke(*command.argv(world, missing, tmp_path / "out"), "--debug")
     assert result.exit_code == 2 and "Traceback" in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith("does not exist")
+
+
+@pytest.mark.parametrize("command", [c for c in PER_FILE if c.output(Path("o")).name == "a.h5"], ids=lambda c: c.name)
+def test_an_input_is_never_an_output(command: Command, world: World, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(command.folder_input(world), folder)
+    before = (folder / "a.h5").read_bytes()
+    result = invoke(*command.argv(world, folder, folder), "--overwrite", "--quiet")
+    assert result.exit_code == 2 and "both an input and an output" in result.stderr
+    assert (folder / "a.h5").read_bytes() == before
+
+
+def test_status_names_a_missing_folder_and_prints_json(world: World, tmp_path: Path) -> None:
+    # status reads a batch's manifest and writes nothing: no --overwrite, and --json is a flag (stdout)
+    missing = invoke("status", tmp_path / "no_such_folder")
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    report = invoke("status", world.zf, "--inputs", world.sub, "--json")
+    assert report.exit_code == 0, report.stderr
+    assert json.loads(report.stdout)["done"] == 2

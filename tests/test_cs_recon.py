@@ -58,11 +58,9 @@ def sample_files(tmp_path_factory) -> dict[str, Path]:
 def test_cs_beats_zero_filled_on_sample_scans(sample_files, tmp_path, challenge, accel):
     path = sample_files[challenge]
     cs, zf = _cs_vs_zf(path, tmp_path, ("--mask", "random", "--accel", str(accel)), 30)
-    # 8x keeps 6 centre columns of 144 here: a hard case (and ESPIRiT falls back to ACS maps).
-    # Single-coil TV gains less on the textured sample scans (trabeculae, fibres, fat septa are
-    # what TV smooths away): +0.04 at 4x, +0.016 at 8x when these margins were set.
-    margin = {("multicoil", 4): 0.08, ("multicoil", 8): 0.03, ("singlecoil", 4): 0.02, ("singlecoil", 8): 0.008}
-    assert cs["ssim"] > zf["ssim"] + margin[challenge, accel], (cs, zf)
+    # the issue's target: at least zero-filled + 0.02 SSIM (textured sample scans since i11's texture;
+    # 8x keeps 6 centre columns of 144 here: a hard case, and ESPIRiT falls back to ACS maps)
+    assert cs["ssim"] > zf["ssim"] + 0.02, (cs, zf)
     assert cs["psnr"] > zf["psnr"]
 
 
@@ -231,7 +229,7 @@ def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_facto
     src = volume_factory("oom.h5", slices=6, shape=(64, 48), recon=(32, 32))
     config = cs.CSConfig(device="cpu", batch_slices=6, iters=5, mask=MaskSpec("random", 4))
     expected = cs.cs_file(src, tmp_path / "a" / "oom.h5", config)
-    real = cs._reconstruct_chunk
+    real = cs.reconstruct_chunk
     sizes: list[int] = []
 
     def fake_chunk(kspace, *args, **kwargs):
@@ -240,7 +238,7 @@ def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_facto
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(kspace, *args, **kwargs)
 
-    monkeypatch.setattr(cs, "_reconstruct_chunk", fake_chunk)
+    monkeypatch.setattr(cs, "reconstruct_chunk", fake_chunk)
     result = cs.cs_file(src, tmp_path / "b" / "oom.h5", config)
     assert sizes[:3] == [6, 3, 1] and result.ok
     assert any("out of memory" in note for note in result.info["warnings"])

@@ -1,5 +1,6 @@
 """Hermitian eigen-problems: one-thread eigh on a CPU, the matrix-product signal projector, and
-ESPIRiT's two subspace methods against each other (and CUDA against CPU, marked gpu)."""
+ESPIRiT's two subspace methods against each other (and CUDA against CPU, marked gpu), maps of a
+readout window."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def test_projector_by_matrix_products_equals_eigh():
     err = torch.linalg.matrix_norm(proj.to(torch.complex128) - ref) / torch.linalg.matrix_norm(ref)
     assert float(err.max()) < 1e-4
     assert torch.allclose(top_eigenvalue(gram), evals[:, -1].float(), rtol=1e-4)
+    empty, empty_rank = spectral_projector(torch.zeros_like(gram[:1]), 1e-3)  # a slice without signal
+    assert empty_rank.tolist() == [0] and not empty.abs().any()
 
 
 def test_one_thread_eigh_equals_eigh_and_restores_threads():
@@ -78,3 +81,11 @@ def test_espirit_cuda_equals_cpu(subspace):
     diff = torch.linalg.vector_norm(gpu.maps.cpu() - cpu.maps) / torch.linalg.vector_norm(cpu.maps)
     assert float(diff) < 1e-4
     assert torch.equal(gpu.rank.cpu(), cpu.rank)
+
+
+def test_espirit_maps_of_a_row_window_equal_the_full_maps_cropped():
+    acs = _calibration()
+    full = espirit(acs, (48, 40))
+    window = espirit(acs, (48, 40), rows=(10, 24))
+    assert torch.equal(window.maps, full.maps[..., 10:34, :])
+    assert torch.equal(window.eigenvalues, full.eigenvalues[..., 10:34, :])

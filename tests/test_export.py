@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,21 +10,11 @@ import numpy as np
 import pytest
 
 from cli_helpers import run_cli
-from conftest import REAL_DATA
+from conftest import REAL_DATA, apt_tool
 from mrirecon.io import write_reconstruction
 from mrirecon.io.cfl import read_cfl
 
 TWIX = REAL_DATA.parent / "raw" / "siemens_twix"
-
-
-def apt_tool(tool: str, package: str) -> str:
-    """The path of a Debian tool, installed with apt when missing (tests run as root)."""
-    if shutil.which(tool) is None:
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", package], check=True, capture_output=True)
-    found = shutil.which(tool)
-    assert found, f"{tool} is not installed and apt-get could not install {package}"
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,23 @@
 A block is a ```bash (or sh/shell) fence. Blocks run one after another in one copy of the
 checkout, each under ``bash -euo pipefail``, with ``mrirecon`` and ``python`` meaning this
 checkout and its interpreter, so a block may use what an earlier block wrote and nothing else.
-The only blocks not run are those right after the comment ``<!-- readme-test: make -n -->``
-(``make test`` would run this very test): each of their ``make TARGET`` lines is checked with
-``make -n TARGET`` instead. The static checks keep the blocks pasteable: no literal ``...``,
-and no output folder or file written by two commands unless the second says ``--overwrite`` or
-``--resume``.
+The only blocks not run follow a marker comment, and are checked instead:
+
+- ``<!-- readme-test: make -n -->`` (``make test`` would run this very test): each
+  ``make TARGET`` line with ``make -n TARGET``;
+- ``<!-- readme-test: slurm -->`` (cluster templates; ``tests/test_slurm.py`` runs them on a
+  real SLURM): each ``sbatch`` script exists and ``bash -n`` parses it, and every ``--option``
+  of a ``mrirecon`` command (also under ``torchrun -m mrirecon``) is in that command's ``--help``.
+
+The static checks keep the blocks pasteable: no literal ``...``, and no output folder or file
+written by two commands unless the second says ``--overwrite``, ``--resume`` or ``--skip-existing``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -24,21 +30,26 @@ from pathlib import Path
 
 import pytest
 
+from conftest import apt_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-DRY_RUN_MARK = "<!-- readme-test: make -n -->"
+MARKS = {"<!-- readme-test: make -n -->": "make", "<!-- readme-test: slurm -->": "slurm"}
 FENCE = re.compile(r"^```(bash|sh|shell)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
+#: Debian packages of the tools the README calls (installed with apt when missing, as CI runs as root).
+DEBIAN_TOOLS = {"dcm2niix": "dcm2niix", "bart": "bart"}
 #: Options that name what a command writes.
 OUTPUT_OPTIONS = ("-o", "--out", "--json", "--png")
 
 
 @dataclass
 class Block:
-    """One fenced shell block: its first line in README.md, its text, and whether it is only dry-run."""
+    """One fenced shell block: its first line in README.md, its text, and its marker (``make``,
+    ``slurm``: checked, not run) or ``None`` (run)."""
 
     line: int
     text: str
-    dry_run: bool
+    mark: str | None
 
     def commands(self) -> list[str]:
         """The block's commands, continuation lines joined, comments and blank lines dropped."""
@@ -56,8 +67,8 @@ def readme_blocks(text: str) -> list[Block]:
     blocks = []
     for match in FENCE.finditer(text):
         before = text[: match.start()].rstrip().splitlines()
-        dry_run = bool(before) and before[-1].strip() == DRY_RUN_MARK
-        blocks.append(Block(text.count("\n", 0, match.start()) + 1, match.group(2), dry_run))
+        mark = MARKS.get(before[-1].strip()) if before else None
+        blocks.append(Block(text.count("\n", 0, match.start()) + 1, match.group(2), mark))
     return blocks
 
 
@@ -79,8 +90,27 @@ BLOCKS = readme_blocks(README.read_text())
 
 
 def test_readme_has_runnable_blocks() -> None:
-    assert len([b for b in BLOCKS if not b.dry_run]) >= 4
-    assert all("make" in c.split()[0] for b in BLOCKS if b.dry_run for c in b.commands())
+    assert len([b for b in BLOCKS if b.mark is None]) >= 4
+    assert all(c.split()[0] == "make" for b in BLOCKS if b.mark == "make" for c in b.commands())
+    assert all(c.split()[0] in ("sbatch", "mrirecon", "torchrun") for b in BLOCKS if b.mark == "slurm"
+               for c in b.commands())
+
+
+def test_slurm_blocks_name_real_scripts_and_options() -> None:
+    from cli_helpers import run_cli
+
+    for block in [b for b in BLOCKS if b.mark == "slurm"]:
+        for command in block.commands():
+            words = shlex.split(command, comments=True)
+            if words[0] == "sbatch":
+                script = next(ROOT / w for w in words if w.endswith(".sbatch"))
+                assert script.is_file(), f"README.md:{block.line}: {script} does not exist"
+                subprocess.run(["bash", "-n", str(script)], check=True)
+                continue
+            args = words[words.index("mrirecon") + 1:]
+            help_text = run_cli(args[0], "--help").stdout
+            for option in (w.split("=")[0] for w in args if w.startswith("--")):
+                assert option in help_text, f"README.md:{block.line}: mrirecon {args[0]} has no {option}"
 
 
 def test_blocks_paste_as_written() -> None:
@@ -92,10 +122,10 @@ def test_blocks_paste_as_written() -> None:
 
 def test_no_output_is_written_twice() -> None:
     seen: dict[str, int] = {}
-    for block in BLOCKS:
+    for block in [b for b in BLOCKS if b.mark is None]:
         for command in block.commands():
             for path in written_paths(command):
-                again = "--overwrite" in command or "--resume" in command
+                again = any(flag in command for flag in ("--overwrite", "--resume", "--skip-existing"))
                 assert path not in seen or again, (
                     f"README.md:{block.line}: {path} was already written by the block at line {seen.get(path)}")
                 seen.setdefault(path, block.line)
@@ -142,19 +172,28 @@ def _environment(tmp_path: Path, work: Path) -> dict[str, str]:
 def test_readme_blocks_run_in_order(tmp_path: Path) -> None:
     work = _workspace(tmp_path)
     env = _environment(tmp_path, work)
+    for tool in {c.split()[0] for b in BLOCKS for c in b.commands()} & set(DEBIAN_TOOLS):
+        apt_tool(tool, DEBIAN_TOOLS[tool])
     timings = []
     for block in BLOCKS:
-        if block.dry_run:
+        if block.mark == "slurm":  # test_slurm_blocks_name_real_scripts_and_options
+            continue
+        if block.mark == "make":
             for command in block.commands():
                 target = shlex.split(command, comments=True)[1:]
                 dry = subprocess.run(["make", "-n", *target], cwd=work, env=env, capture_output=True, text=True)
                 assert dry.returncode == 0, f"README.md:{block.line}: make -n {' '.join(target)}\n{dry.stderr}"
             continue
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.text], cwd=work, env=env,
                               capture_output=True, text=True, timeout=600)
-        timings.append((block.line, time.perf_counter() - start))
+        timings.append((block.line, time.perf_counter() - start, _children_cpu() - cpu))
         assert proc.returncode == 0, (
             f"README.md:{block.line}: the block exits {proc.returncode}\n{block.text}\n"
             f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}")
-    print("README blocks (line, seconds):", ", ".join(f"{line}: {s:.1f}" for line, s in timings))
+    print("README blocks (line: wall s / CPU s):", ", ".join(f"{line}: {w:.0f}/{c:.0f}" for line, w, c in timings))
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -63,7 +63,7 @@ def tv_recon(
     kspace: torch.Tensor,
     mask: torch.Tensor,
     maps: torch.Tensor | None,
-    lam: float,
+    lam: float | torch.Tensor,
     *,
     solver: str = "admm",
     max_iter: int = 50,
@@ -76,10 +76,11 @@ def tv_recon(
 
     ``kspace`` is ``(S, C, H, W)`` with unit-norm ``maps`` of the same shape, or single-coil
     ``(S, H, W)`` with ``maps=None``; unsampled entries are ignored (multiplied by ``mask``).
-    ``lam`` applies to the k-space scaled to its reference level (see the module docstring);
+    ``lam`` (a number or per slice ``(S,)``) applies to the k-space scaled to its reference level (see the module docstring);
     ``full_rows`` is the full image height when ``kspace`` is a readout window of it.
     """
-    if not lam >= 0:
+    lam = torch.as_tensor(lam, dtype=torch.float32)
+    if not bool((lam >= 0).all()):
         raise ValueError(f"lambda must be non-negative, got {lam}")
     if max_iter < 1:
         raise ValueError(f"the iteration count must be at least 1, got {max_iter}")
@@ -91,9 +92,9 @@ def tv_recon(
     mask4 = torch.fft.ifftshift(mask4, dim=dims)
     kspace = torch.fft.ifftshift(kspace, dim=dims) * mask4
     maps = None if maps is None else torch.fft.ifftshift(maps, dim=dims)
-    unscaled = TVProblem(kspace, mask4, maps, torch.tensor(lam), kind, centred=False)
+    unscaled = TVProblem(kspace, mask4, maps, lam, kind, centred=False)
     scale = reference_scale(unscaled.adjoint_image(), full_rows)
-    problem = TVProblem(kspace / scale.reshape(-1, 1, 1, 1), mask4, maps, torch.tensor(lam), kind, centred=False)
+    problem = TVProblem(kspace / scale.reshape(-1, 1, 1, 1), mask4, maps, lam, kind, centred=False)
     alg = make_solver(problem, solver, max_iter, tol, track_objective)
     image = torch.fft.fftshift(alg.run(), dim=dims) * scale.reshape(-1, 1, 1)
     return TVResult(image, alg.iteration, alg.history, scale)

@@ -22,7 +22,9 @@ API (small on purpose)::
     torch_save_atomic(obj, path, overwrite=...)         # torch.save, serialised in memory first
 
 A signal handler that ends the process without unwinding the stack can call
-``remove_temporaries()`` to delete the temporary files of writes still in progress.
+``remove_temporaries()`` to delete the temporary files of writes still in progress; one that
+unwinds calls ``note_interrupt(signum)`` first, so that a write whose exception Python swallowed
+(h5py's cleanup callbacks) is still removed, not published.
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ _TEXT_ERRORS = (("No space left", errno.ENOSPC), ("Disk quota", errno.EDQUOT), (
 
 _live: set[Path] = set()
 _live_lock = threading.Lock()
+#: A stop signal the process received (set by the CLI's handler): no file is published after it.
+_interrupt: int | None = None
+
+
+def note_interrupt(signum: int) -> None:
+    """Record that a stop signal arrived. Python may swallow the exception a signal handler raises
+    (inside a ``__del__`` or weakref callback); a write that survived it is then not published."""
+    global _interrupt
+    _interrupt = signum
 
 
 def disk_errno(exc: BaseException) -> int | None:
@@ -159,6 +170,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     try:
         yield tmp
         in_body = False
+        if _interrupt is not None:
+            raise KeyboardInterrupt(f"signal {_interrupt} arrived during the write of {path}")
         os.chmod(tmp, 0o666 & ~current_umask())
         _sync(tmp)
         _publish(tmp, path, overwrite)

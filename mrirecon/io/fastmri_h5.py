@@ -302,10 +302,13 @@ def write_reconstruction(
     overwrite: bool = False,
 ) -> Path:
     """Write a reconstruction file as ``fastmri.save_reconstructions`` does (float32
-    ``reconstruction`` of shape (slices, H, W)), atomically, plus optional attributes."""
+    ``reconstruction`` of shape (slices, H, W)), atomically, plus optional attributes.
+    A reconstruction with NaN or Inf values is refused (``InputError``), not written."""
     recon = np.asarray(reconstruction, dtype=np.float32)
     if recon.ndim != 3:
         raise ValueError(f"reconstruction must be (slices, H, W), got {recon.shape}")
+    if not np.isfinite(recon).all():  # never write garbage: e.g. k-space too large for float32
+        raise InputError(path, "the reconstruction has NaN or Inf values (float32 overflow?); nothing was written")
     with atomic_h5(path, overwrite) as handle:
         handle.create_dataset("reconstruction", data=recon)
         for key, value in (attrs or {}).items():

@@ -84,5 +84,6 @@ def spectral_projector(
         x = torch.baddbmm(x, x @ x, x, beta=1.5, alpha=-0.5)
     proj = 0.5 * (eye + x)
     proj = 0.5 * (proj + proj.conj().transpose(-1, -2))
+    proj = proj * (lmax > 0).reshape(-1, 1, 1)  # an all-zero matrix has no signal space (as eigh's cut)
     rank = proj.diagonal(dim1=-2, dim2=-1).real.sum(-1).round().long()
     return proj, rank

@@ -71,12 +71,16 @@ def _interp_matrix_1d(full: int, low: int, device: torch.device) -> tuple[torch.
     return j0, (j0 + 1) % low, frac
 
 
-def upsample_periodic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Linear interpolation of ``(..., h, w)`` (a coarse centred grid over the same FOV) to ``size``."""
+def upsample_periodic(x: torch.Tensor, size: tuple[int, int], rows: tuple[int, int] | None = None) -> torch.Tensor:
+    """Linear interpolation of ``(..., h, w)`` (a coarse centred grid over the same FOV) to ``size``;
+    only the rows ``rows = (top, n)`` of it when given."""
     h_full, w_full = size
     a0, a1, fa = _interp_matrix_1d(w_full, x.shape[-1], x.device)
     x = x.index_select(-1, a0) * (1 - fa) + x.index_select(-1, a1) * fa
     b0, b1, fb = _interp_matrix_1d(h_full, x.shape[-2], x.device)
+    if rows is not None:
+        top, n = rows
+        b0, b1, fb = b0[top : top + n], b1[top : top + n], fb[top : top + n]
     fb = fb[:, None]
     return x.index_select(-2, b0) * (1 - fb) + x.index_select(-2, b1) * fb
 
@@ -103,6 +107,7 @@ def espirit(
     grid: int = 48,
     sets: int = 1,
     subspace: str = "auto",
+    rows: tuple[int, int] | None = None,
 ) -> EspiritResult:
     """ESPIRiT maps from calibration k-space ``acs`` ``(S, C, h, w)`` for images of ``image_shape``.
 
@@ -110,11 +115,12 @@ def espirit(
     ``grid`` caps the coarse grid (per axis) on which the eigen-decomposition runs.
     ``sets=2`` returns two map sets ``(S, 2, C, H, W)`` (see ``map_sets``).
     ``subspace`` picks how step 2 is computed (``SUBSPACE_METHODS``).
+    ``rows = (top, n)``: maps and eigenvalues of those image rows only (a readout window).
     """
     if subspace not in SUBSPACE_METHODS:
         raise ValueError(f"unknown subspace method {subspace!r}; use {', '.join(SUBSPACE_METHODS)}")
     g, rank = pixel_operators(acs, image_shape, kernel, thresh, grid, subspace)
-    return map_sets(g, rank, acs, image_shape, crop, sets)
+    return map_sets(g, rank, acs, image_shape, crop, sets, rows)
 
 
 def pixel_operators(
@@ -149,7 +155,13 @@ def pixel_operators(
 
 
 def map_sets(
-    g: torch.Tensor, rank: torch.Tensor, acs: torch.Tensor, image_shape: tuple[int, int], crop: float = 0.0, sets: int = 1
+    g: torch.Tensor,
+    rank: torch.Tensor,
+    acs: torch.Tensor,
+    image_shape: tuple[int, int],
+    crop: float = 0.0,
+    sets: int = 1,
+    rows: tuple[int, int] | None = None,
 ) -> EspiritResult:
     """Steps 4-5: maps from the per-pixel operators ``g`` ``(S, gh, gw, C, C)``.
 
@@ -158,11 +170,12 @@ def map_sets(
     the top two eigenvectors; the second set is zeroed where its eigenvalue is below
     ``SECOND_SET_CROP`` (only where the object folds over itself is there a second image), the
     first is cropped at ``crop`` as in one-set mode. Eigenvalues ``(S, 2, H, W)`` either way.
+    ``rows = (top, n)``: only those image rows (``H`` becomes ``n``).
     """
     s, c = acs.shape[:2]
     lam, vec = hermitian_eigh(g)
     top2 = lam[..., -2:].flip(-1).clamp(min=0) if c > 1 else torch.cat([lam[..., -1:], torch.zeros_like(lam[..., -1:])], -1)
-    eig = upsample_periodic(top2.permute(0, 3, 1, 2), image_shape)
+    eig = upsample_periodic(top2.permute(0, 3, 1, 2), image_shape, rows)
     # align phases to a virtual reference coil: the principal coil combination of the ACS data
     cov = acs.reshape(s, c, -1) @ acs.reshape(s, c, -1).conj().transpose(1, 2)
     ref = hermitian_eigh(cov)[1][..., -1]  # (S, C)
@@ -174,7 +187,7 @@ def map_sets(
         v = vec[..., -1 - k]  # (S, gh, gw, C)
         inner = (v * ref.conj()[:, None, None, :]).sum(-1, keepdim=True)
         v = v * (inner / torch.clamp(inner.abs(), min=1e-12)).conj()
-        maps = normalise_maps(upsample_periodic(v.permute(0, 3, 1, 2), image_shape), floor=1e-6)
+        maps = normalise_maps(upsample_periodic(v.permute(0, 3, 1, 2), image_shape, rows), floor=1e-6)
         limit = crop if k == 0 else max(crop, SECOND_SET_CROP)
         if limit > 0:
             maps = maps * (eig[:, k : k + 1] > limit)

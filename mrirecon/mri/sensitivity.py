@@ -42,6 +42,8 @@ class SensitivityResult:
     maps: torch.Tensor
     method: str
     notes: list[str] = field(default_factory=list)
+    #: per slice ``(S,)``: True where ESPIRiT was weak and ACS maps were used instead
+    weak: torch.Tensor | None = None
 
 
 def centred_runs(mask: np.ndarray) -> np.ndarray:
@@ -102,26 +104,32 @@ def acs_maps(kspace: torch.Tensor, calib: tuple[int, int], images: torch.Tensor 
     return normalise_maps(images, floor=1e-6)
 
 
+def _rows(images: torch.Tensor, window: tuple[int, int] | None) -> torch.Tensor:
+    return images if window is None else images[..., window[0] : window[0] + window[1], :]
+
+
 def estimate_maps(
     kspace: torch.Tensor,
     calib: tuple[int, int],
     method: str = "espirit",
     kernel: int = 6,
     thresh: float = 0.02,
+    window: tuple[int, int] | None = None,
 ) -> SensitivityResult:
-    """Unit-norm maps ``(S, C, H, W)`` from undersampled k-space ``(S, C, H, W)`` and its calibration size."""
+    """Unit-norm maps ``(S, C, H, W)`` from undersampled k-space ``(S, C, H, W)`` and its calibration size
+    (``(S, C, n, W)`` with ``window = (top, n)``: only those image rows, e.g. a readout window)."""
     if method not in SENS_METHODS:
         raise ValueError(f"unknown sensitivity method {method!r}; use espirit, acs or a file")
     rows, cols = calib
     if rows < 2 or cols < 2:
         raise ValueError(f"the calibration region ({rows}x{cols}) is too small to estimate coil sensitivities")
     if method == "acs":
-        return SensitivityResult(acs_maps(kspace, calib), "acs")
+        return SensitivityResult(acs_maps(kspace, calib, _rows(low_res_images(kspace, calib), window)), "acs")
     image_hw = tuple(kspace.shape[-2:])
-    result = espirit(center_crop(kspace, (rows, cols)), image_hw, kernel=kernel, thresh=thresh)
+    result = espirit(center_crop(kspace, (rows, cols)), image_hw, kernel=kernel, thresh=thresh, rows=window)
     ky, kx = min(kernel, rows - 1), min(kernel, cols - 1)
     patches = (rows - ky + 1) * (cols - kx + 1)
-    images = low_res_images(kspace, calib)
+    images = _rows(low_res_images(kspace, calib), window)
     # the object: where the low-resolution image is bright
     coil_power = torch.linalg.vector_norm(images, dim=1)
     obj = coil_power > 0.2 * coil_power.amax(dim=(-2, -1), keepdim=True)
@@ -136,8 +144,8 @@ def estimate_maps(
             f"{float(mean_eig.min()):.2f}); using low-resolution ACS maps there"
         )
         maps = torch.where(weak[:, None, None, None], acs_maps(kspace, calib, images), result.maps)
-        return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes)
-    return SensitivityResult(result.maps, "espirit", notes)
+        return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes, weak)
+    return SensitivityResult(result.maps, "espirit", notes, weak)
 
 
 def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:

@@ -9,7 +9,9 @@ valid (the caller's check), redone otherwise or with ``--overwrite``.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,6 +38,7 @@ class BatchOptions:
     dry_run: bool = False
     requeue: bool = False
     grace: float = DEFAULT_GRACE
+    stage: Path | None = None  # copy each input here (local scratch) before reading it
     quiet: bool = False
     debug: bool = False
 
@@ -102,6 +105,27 @@ def skipped(path: Path, out_path: Path) -> FileResult:
     return FileResult(str(path), output=str(out_path), status="skipped")
 
 
+def staged(process: Callable[[Path, Path], FileResult], stage: Path) -> Callable[[Path, Path], FileResult]:
+    """``process`` reading a copy of each input in ``stage`` (a node's local scratch): one sequential
+    read of the shared file system instead of HDF5's scattered ones; the copy is removed after."""
+
+    def run(path: Path, out_path: Path) -> FileResult:
+        stage.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".mrirecon-stage.", dir=stage))
+        copy = folder / path.name  # the same name: masks drawn on the fly are seeded by it
+        try:
+            shutil.copyfile(path, copy)
+            result = process(copy, out_path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        result.input = str(path)
+        if result.error:
+            result.error = result.error.replace(str(copy), str(path))
+        return result
+
+    return run
+
+
 def run_file_batch(
     command: str,
     inputs: Sequence[str | Path],
@@ -131,6 +155,8 @@ def run_file_batch(
         summary.extra.update(summary_extra, dry_run=[str(p) for p in mine])
         return summary
     removed = clean_stale_temporaries(pairs[p] for p in mine)
+    if options.stage is not None:
+        process = staged(process, Path(options.stage))
     folder = manifest_dir(out_dir) if manifest_folder is None else manifest_folder
     manifest = Manifest(folder, shard.label, command, options_hash, device)
     summary = run_batch(

@@ -14,16 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mrirecon.console import stderr_console
 from mrirecon.io.errors import InputError
 from mrirecon.pipelines.inputs import check_readable, expand_inputs, output_path
 from mrirecon.pipelines.manifest import Manifest
 from mrirecon.pipelines.signals import DEFAULT_GRACE, BatchInterrupted, StopSignals, requeue_job
 
-#: Progress, warnings and errors go to stderr so stdout stays clean for ``--json -``.
-stderr_console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
@@ -95,7 +93,7 @@ def run_batch(
     too, prefixed "unexpected error". With ``debug`` every such error shows its traceback too. Each finished
     file is appended to ``manifest`` (if given). SIGTERM, SIGINT and SIGUSR1 stop the batch
     (``mrirecon.pipelines.signals``): the summary so far is printed, the job is requeued with
-    ``requeue``, and ``BatchInterrupted`` (a ``SystemExit`` with code 128 + signal) is raised,
+    ``requeue`` when the signal was SIGUSR1 (SLURM's ``--signal`` warning; SIGTERM is ``scancel``), and ``BatchInterrupted`` (a ``SystemExit`` with code 128 + signal) is raised,
     carrying the summary as ``.summary``.
     """
     summary = BatchSummary(command)
@@ -121,12 +119,14 @@ def run_batch(
                     raise BatchInterrupted(stops.stop_requested or signal.SIGTERM)
                 if not result.ok and not quiet:
                     progress.console.print(f"[red]error[/red] {result.error}", highlight=False)
-                for warning in result.info.pop("warnings", []):
+                for warning in result.info.get("warnings", []):
                     if not quiet:
                         progress.console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
                 progress.advance(task)
                 if stops.stop_requested is not None:
                     raise BatchInterrupted(stops.stop_requested)
+            if stops.stop_requested is not None:  # a signal after the last file is still never an exit 0
+                raise BatchInterrupted(stops.stop_requested)
         except BatchInterrupted as stop:
             stop.summary = summary  # type: ignore[attr-defined]
             progress.stop()
@@ -168,7 +168,7 @@ def _report_interruption(summary: BatchSummary, stop: BatchInterrupted, total: i
         f"rerun with --skip-existing to resume (exit {stop.code})"
     )
     stderr_console.print(f"[yellow]{line}[/yellow]", highlight=False)
-    if requeue:
+    if requeue and stop.signum == signal.SIGUSR1:  # the time-limit warning; SIGTERM is scancel or the limit itself
         stderr_console.print(requeue_job(), highlight=False)
 
 

@@ -29,6 +29,23 @@ class ComparisonSummary:
         return all(s.ok for s in self.methods.values())
 
     @property
+    def volume_sets(self) -> dict[str, frozenset[str]]:
+        """The names of the volumes each method was scored on."""
+        return {name: frozenset(v.name for v in s.volumes) for name, s in self.methods.items()}
+
+    @property
+    def same_volumes(self) -> bool:
+        return len(set(self.volume_sets.values())) <= 1
+
+    def warning(self) -> str | None:
+        """A sentence when the methods' means are over different volumes (so not comparable)."""
+        if self.same_volumes:
+            return None
+        counts = ", ".join(f"{name}: {len(vols)}" for name, vols in self.volume_sets.items())
+        return (f"the methods were scored on different volumes ({counts} volume(s)); "
+                "their means are not directly comparable")
+
+    @property
     def summary_line(self) -> str:
         """``compare: 3 method(s) x 4 volume(s) scored, 0 failed``."""
         scored = max((len(s.volumes) for s in self.methods.values()), default=0)
@@ -36,7 +53,8 @@ class ComparisonSummary:
         return f"compare: {len(self.methods)} method(s) x {scored} volume(s) scored, {failed} failed"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"methods": {name: s.to_dict() for name, s in self.methods.items()}, "figure": self.figure}
+        return {"methods": {name: s.to_dict() for name, s in self.methods.items()}, "figure": self.figure,
+                "same_volumes": self.same_volumes, "warning": self.warning()}
 
 
 def parse_method(text: str) -> tuple[str, Path]:
@@ -77,8 +95,13 @@ def compare(
 def comparison_table(summary: ComparisonSummary) -> Table:
     """One row per method: mean ± 2 SD of NMSE, PSNR and SSIM over the volumes."""
     any_summary = next(iter(summary.methods.values()))
-    table = Table(title=f"{len(any_summary.volumes)} volume(s), fastMRI metrics (mean ± 2 SD)")
+    if summary.same_volumes:
+        title = f"{len(any_summary.volumes)} volume(s), fastMRI metrics (mean ± 2 SD)"
+    else:
+        title = "fastMRI metrics (mean ± 2 SD) over DIFFERENT volume sets: not directly comparable"
+    table = Table(title=title)
     table.add_column("method")
+    table.add_column("volumes", justify="right")
     for title in ("NMSE", "PSNR", "SSIM"):
         table.add_column(title, justify="right")
     formats = {"nmse": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}"}
@@ -91,7 +114,7 @@ def comparison_table(summary: ComparisonSummary) -> Table:
                 continue
             text = formats[m].format(mean)
             cells.append(text if sd2 is None else f"{text} ± {formats[m].format(sd2)}")
-        table.add_row(name, *cells)
+        table.add_row(name, str(len(s.volumes)), *cells)
     return table
 
 

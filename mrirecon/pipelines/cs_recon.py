@@ -37,15 +37,16 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from mrirecon.cs.recon import SOLVERS, tv_recon
+from mrirecon.cs.chunk import MAP_CHOICES, MIN_CALIBRATION, ChunkConfig, reconstruct_chunk
+from mrirecon.cs.recon import SOLVERS
 from mrirecon.cs.tv import TV_KINDS
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import Volume, open_volume
 from mrirecon.mri.coil_compression import compress, compression_matrix
 from mrirecon.mri.crop import recon_crop_size
 from mrirecon.mri.masks import MaskSpec
-from mrirecon.mri.readout import crop_readout, crop_rows, readout_window
-from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, estimate_maps, load_maps, normalise_maps
+from mrirecon.mri.readout import readout_window
+from mrirecon.mri.sensitivity import SENS_METHODS, calibration_region, load_maps, normalise_maps
 from mrirecon.pipelines.batch import BatchOptions
 from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, stderr_console
 from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, recon_file, run_recon
@@ -58,16 +59,21 @@ DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 20), 8: (0.01, 30)}
 WEAK_MAPS_LAM_FACTOR = 3.0
 #: Slices per batch on a CPU when --batch-slices is not given (bounds memory; a GPU takes the whole volume).
 CPU_BATCH_SLICES = 8
-#: The smallest calibration region (rows and columns) sensitivities are estimated from.
-MIN_CALIBRATION = 4
 #: Rows kept beyond the output rows on each side of the readout window (TV's periodic wrap-around
 #: and the window edge stay this far from the output).
 READOUT_MARGIN = 20
 
 
-def default_parameters(acceleration: float) -> tuple[float, int]:
+#: Single-coil overrides of ``DEFAULTS`` (textured sample scans and the real GRE phantom prefer
+#: less TV at 8x without the coils' redundancy).
+SINGLECOIL_DEFAULTS: dict[int, tuple[float, int]] = {8: (0.006, 30)}
+
+
+def default_parameters(acceleration: float, multicoil: bool = True) -> tuple[float, int]:
     """Default ``(lam, iters)`` for the nearest tuned acceleration."""
     key = min(DEFAULTS, key=lambda a: abs(a - acceleration))
+    if not multicoil and key in SINGLECOIL_DEFAULTS:
+        return SINGLECOIL_DEFAULTS[key]
     return DEFAULTS[key]
 
 
@@ -75,8 +81,9 @@ def default_parameters(acceleration: float) -> tuple[float, int]:
 class CSConfig:
     """Everything ``cs-recon`` needs besides the paths. ``lam``/``iters`` ``None`` = per-acceleration defaults."""
 
-    lam: float | None = None
+    lam: float | str | None = None  # a number, "auto" (chosen per slice) or None (per-acceleration default)
     iters: int | None = None
+    maps: str = "1"
     tol: float = 1e-4
     solver: str = "admm"
     tv: str = "isotropic"
@@ -92,8 +99,15 @@ class CSConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError``/``InputError`` with one sentence if an option is unusable."""
-        if self.lam is not None and not self.lam >= 0:
+        if isinstance(self.lam, str) and self.lam != "auto":
+            try:
+                self.lam = float(self.lam)
+            except ValueError:
+                raise ValueError(f"--lam must be a non-negative number or auto, got {self.lam!r}") from None
+        if isinstance(self.lam, (int, float)) and not self.lam >= 0:
             raise ValueError(f"--lam must be non-negative, got {self.lam}")
+        if self.maps not in MAP_CHOICES:
+            raise ValueError(f"unknown --maps {self.maps!r}; use 1, 2 or auto")
         if self.iters is not None and self.iters < 1:
             raise ValueError(f"--iters must be at least 1, got {self.iters}")
         if not self.tol >= 0:
@@ -115,26 +129,6 @@ class CSConfig:
             self.sens_maps = path
 
 
-def _reconstruct_chunk(
-    kspace: torch.Tensor,
-    mask: torch.Tensor,
-    maps: torch.Tensor | None,
-    config: CSConfig,
-    lam: float,
-    iters: int,
-    window: tuple[int, int] | None,
-):
-    full_rows = None
-    if window is not None:
-        full_rows = kspace.shape[-2]
-        kspace = crop_readout(kspace, window)
-        maps = None if maps is None else crop_rows(maps, window).contiguous()
-    return tv_recon(
-        kspace, mask, maps, lam, solver=config.solver, max_iter=iters, tol=config.tol, kind=config.tv,
-        track_objective=config.verbose, full_rows=full_rows,
-    )
-
-
 def solve_window(sampling_mask: np.ndarray, image_hw: tuple[int, int], recon_hw: tuple[int, int]) -> tuple[int, int] | None:
     """The readout rows ``(top, n)`` to solve for (see the module docstring), or ``None`` for the full grid."""
     if sampling_mask.ndim != 1:
@@ -151,7 +145,8 @@ class _CSJob(VolumeJob):
         config = method.config
         path = volume.path
         self.config = config
-        default_lam, default_iters = default_parameters(sampling.acceleration)
+        default_lam, default_iters = default_parameters(sampling.acceleration, volume.multicoil)
+        self.default_lam = default_lam
         self.lam = default_lam if config.lam is None else config.lam
         self.iters = default_iters if config.iters is None else config.iters
         self.hw = tuple(volume.kspace_shape[-2:])
@@ -160,25 +155,23 @@ class _CSJob(VolumeJob):
         self.file_maps = None
         if volume.multicoil and config.sens_maps is not None:
             self.file_maps = load_maps(config.sens_maps, volume.kspace_shape)
-        elif volume.multicoil and min(self.calib) < MIN_CALIBRATION:
+        elif volume.multicoil and min(self.calib) < (MIN_CALIBRATION if config.maps != "auto" else 1):
             raise InputError(
                 path,
                 f"has a {self.calib[0]}x{self.calib[1]} fully sampled centre, too small to estimate coil sensitivities "
-                f"from (at least {MIN_CALIBRATION}x{MIN_CALIBRATION}); pass --sens FILE or a larger --center-fraction",
+                f"from (at least {MIN_CALIBRATION}x{MIN_CALIBRATION}); pass --sens FILE, --maps auto or a larger --center-fraction",
             )
         elif not volume.multicoil and config.sens != "espirit":
             self.notes.append(f"{path}: single-coil data needs no sensitivity maps; --sens is ignored")
         self.methods: set[str] = set()
         self.virtual_coils = volume.num_coils
         self.iterations: list[int] = []
+        self.slices: list[dict] = []
         self.history: list[float] = []
 
     def reconstruct(self, kspace: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         config, volume = self.config, self.volume
         maps = None
-        fell_back = False
-        sens_notes: list[str] = []
-        methods: set[str] = set()
         if volume.multicoil:
             basis = None
             if config.coil_energy < 1:
@@ -187,35 +180,42 @@ class _CSJob(VolumeJob):
             if self.file_maps is not None:
                 maps = self.file_maps[start:stop].to(self.device)
                 maps = maps if basis is None else normalise_maps(compress(maps, basis))
-                methods.add("file")
-            else:
-                sens = estimate_maps(kspace, self.calib, method=config.sens)
-                maps = sens.maps
-                methods.add(sens.method)
-                fell_back = config.sens == "espirit" and bool(sens.notes)
-                sens_notes = [f"{volume.path}: slices {start}..{stop - 1}: {n}" for n in sens.notes]
-        lam = self.lam * WEAK_MAPS_LAM_FACTOR if config.lam is None and fell_back else self.lam
-        result = _reconstruct_chunk(kspace, self.mask, maps, config, lam, self.iters, self.window)
+        else:
+            kspace = kspace.unsqueeze(1)
+        chunk_config = ChunkConfig(
+            lam=None if self.lam == "auto" else float(self.lam), default_lam=self.default_lam, iters=self.iters,
+            maps=config.maps, solver=config.solver, kind=config.tv, tol=config.tol,
+            sens=config.sens if config.sens in SENS_METHODS else "espirit",
+            weak_lam_factor=WEAK_MAPS_LAM_FACTOR if config.lam is None else 1.0, track_objective=config.verbose,
+        )
+        result = reconstruct_chunk(
+            kspace, self.mask, self.calib, chunk_config, window=self.window, maps=maps, multicoil=volume.multicoil
+        )
+        methods = result.sensitivities
+        sens_notes = [f"{volume.path}: slices {start}..{stop - 1}: {n}" for n in result.notes]
         # the chunk is done: only now does it leave a trace (an out-of-memory retry repeats it)
         self.virtual_coils = kspace.shape[1] if volume.multicoil else 1
         self.methods |= methods
         self.notes.extend(sens_notes)
         self.iterations.append(result.iterations)
+        self.slices.extend(result.slices)
         if result.history:
             self.history = result.history
             if config.verbose:
                 for i, value in enumerate(result.history, 1):
                     stderr_console.print(f"{volume.path.name} slices {start}..{stop - 1} iteration {i}: objective {value:.6g}")
-        return result.image.abs()
+        return result.magnitude
 
     def attrs(self) -> dict[str, Any]:
-        return {"lambda": self.lam, "iterations": self.iters, "solver": self.config.solver, "tv": self.config.tv}
+        return {"lambda": self.lam, "iterations": self.iters, "solver": self.config.solver, "tv": self.config.tv,
+                "maps": self.config.maps}
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "lambda": self.lam,
             "max_iterations": self.iters,
             "iterations_run": self.iterations,
+            "slices": self.slices,
             "sensitivities": sorted(self.methods) if self.methods else None,
             "calibration": list(self.calib),
             "virtual_coils": self.virtual_coils,
@@ -242,7 +242,7 @@ class TVCompressedSensing(Method):
         if c.sens_maps is not None:  # the maps' content, not only their name, decides the output
             sens = f"file:{hashlib.sha256(c.sens_maps.read_bytes()).hexdigest()[:16]}"
         return {
-            "lam": c.lam, "iters": c.iters, "tol": c.tol, "solver": c.solver, "tv": c.tv, "sens": sens,
+            "lam": c.lam, "iters": c.iters, "tol": c.tol, "solver": c.solver, "tv": c.tv, "sens": sens, "maps": c.maps,
             "coil_energy": c.coil_energy, "full_readout": c.full_readout,
         }
 

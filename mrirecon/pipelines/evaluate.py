@@ -228,6 +228,11 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
         raise InputError(
             pred_path, f"has {recon.shape[0]} slices but the target {target_path.name} has {gt_tensor.shape[0]}"
         )
+    width = gt_tensor.shape[-1]
+    if recon.shape[-2] < width or recon.shape[-1] < width:  # the prediction's fault: name it
+        raise InputError(
+            pred_path, f"is {recon.shape[-2]}x{recon.shape[-1]}, smaller than the {width}x{width} crop of its target {target_path.name}"
+        )
     scores = volume_metrics(gt_tensor, torch.from_numpy(recon).to(device))
     if not all(math.isfinite(scores[m]) or (m == "psnr" and scores[m] == math.inf) for m in METRICS):
         raise InputError(pred_path, "gives non-finite metrics: the prediction or target has NaN or Inf values")
@@ -249,8 +254,9 @@ def _target_key(target: h5py.File, path: Path, challenge: str | None) -> str:
     """The dataset fastMRI scores against: the challenge's, else the one the k-space rank implies."""
     if challenge is not None:
         return TARGET_KEYS[challenge]
-    if "kspace" in target:
-        return TARGET_KEYS["multicoil" if target["kspace"].ndim == 4 else "singlecoil"]
+    kspace = get_dataset(target, "kspace", path)  # a group, an external link... are one sentence
+    if kspace is not None:
+        return TARGET_KEYS["multicoil" if kspace.ndim == 4 else "singlecoil"]
     present = [key for key in TARGET_KEYS.values() if key in target]
     if len(present) == 1:
         return present[0]

@@ -10,6 +10,7 @@ caching allocator, and ``RuntimeError`` from the libraries that allocate their o
 from __future__ import annotations
 
 import gc
+import traceback
 
 import torch
 
@@ -35,6 +36,13 @@ def is_out_of_memory(exc: BaseException) -> bool:
         text = str(exc).lower()
         return any(phrase in text for phrase in ALLOCATION_FAILURES)
     return False
+
+
+def drop_failed_chunk(exc: BaseException) -> None:
+    """Free the tensors the frames of a failed chunk still hold through ``exc``'s traceback
+    (whoever keeps the exception object would otherwise keep the whole chunk alive)."""
+    traceback.clear_frames(exc.__traceback__)
+    exc.__traceback__ = None
 
 
 def release_memory(device: torch.device) -> None:

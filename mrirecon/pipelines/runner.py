@@ -60,7 +60,7 @@ from mrirecon.pipelines.batch import (
 )
 from mrirecon.pipelines.common import BatchSummary, FileResult
 from mrirecon.pipelines.devices import resolve_device
-from mrirecon.pipelines.oom import is_out_of_memory, release_memory
+from mrirecon.pipelines.oom import drop_failed_chunk, is_out_of_memory, release_memory
 from mrirecon.pipelines.sampling import SamplingMask, sampling_for
 
 
@@ -186,7 +186,8 @@ def _reconstruct_chunks(job: VolumeJob, batch: int, path: Path) -> torch.Tensor:
                 raise
             failure = exc
         if failure is not None:
-            kspace = image = failure = None  # drop the failed chunk's tensors before retrying
+            drop_failed_chunk(failure)
+            kspace = image = failure = None
             release_memory(device)
             batch = max(1, batch // 2)
             job.notes.append(f"{path}: {device.type.upper()} out of memory; retrying with {batch} slice(s) per batch")

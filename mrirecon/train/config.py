@@ -173,7 +173,8 @@ def check_model_size(config: "TrainConfig") -> None:
             f"more than the {MAX_PARAMETERS:.0e} allowed; check chans/pools"
         )
     chans = getattr(config, "chans", 0) or 0
-    activations = 24 * chans * 320 * 320 * 4
+    unets = getattr(config, "cascades", 1) if getattr(config, "model", "unet") == "varnet" else 1
+    activations = 24 * chans * 320 * 320 * 4 * max(int(unets), 1)
     if activations > MAX_ACTIVATION_BYTES:
         raise ValueError(
             f"the model needs about {activations / 2**30:.3g} GiB of activations per 320x320 slice, "

@@ -28,7 +28,7 @@ class DistInfo:
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` -> CUDA when present, else CPU; ``cuda`` under torchrun -> this process's GPU."""
-    from mrirecon.pipelines.devices import resolve_device as resolve_named
+    from mrirecon.devices import resolve_device as resolve_named
 
     device = resolve_named(name)
     if device.type == "cuda":

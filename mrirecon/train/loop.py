@@ -20,8 +20,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from mrirecon.io.atomic import atomic_path, write_text_atomic
+from mrirecon.console import stderr_console
 from mrirecon.mri.crop import center_crop
-from mrirecon.pipelines.common import stderr_console
 from mrirecon.train.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 from mrirecon.train.config import TrainConfig
 from mrirecon.train.dataset import EpochSampler, SliceDataset, list_volumes

@@ -1,0 +1,127 @@
+"""Formulations and data-driven choices of ``mrirecon.cs.chunk``: hold-out split, two ESPIRiT map
+sets on an aliased sample scan, the map-free formulation on a tiny calibration region, lambda auto."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mrirecon.cli import app
+from mrirecon.cs.chunk import HOLDOUT_FRACTION, LAM_FACTORS, ChunkConfig, holdout_masks, reconstruct_chunk
+from mrirecon.io import open_volume
+from mrirecon.metrics import volume_metrics
+from mrirecon.mri.crop import center_crop
+from mrirecon.mri.espirit import espirit
+from mrirecon.mri.fft import ifft2c
+from mrirecon.mri.masks import column_mask
+from mrirecon.mri.sensitivity import calibration_region
+from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+runner = CliRunner()
+
+
+def test_holdout_split_keeps_the_calibration_and_partitions_the_mask():
+    mask = torch.zeros(64, dtype=torch.bool)
+    mask[28:36] = True
+    mask[::4] = True
+    kept, held = holdout_masks(mask, (24, 8), seed=3)
+    assert not bool((kept & held).any()) and torch.equal(kept | held, mask)
+    assert bool(kept[28:36].all())
+    outside = int(mask.sum()) - 8
+    assert int(held.sum()) == round(HOLDOUT_FRACTION * outside)
+    again, _ = holdout_masks(mask, (24, 8), seed=3)
+    assert torch.equal(again, kept)
+    mask2d = torch.rand(20, 16, generator=torch.Generator().manual_seed(0)) < 0.3
+    mask2d[8:12, 6:10] = True
+    kept2, held2 = holdout_masks(mask2d, (4, 4))
+    assert torch.equal(kept2 | held2, mask2d) and bool(kept2[8:12, 6:10].all()) and int(held2.sum()) > 0
+
+
+@pytest.fixture(scope="module")
+def aliased_sample(tmp_path_factory):
+    """A multi-coil sample slice whose field of view is halved by dropping every other phase-encode
+    column: the head folds over itself."""
+    out = tmp_path_factory.mktemp("aliased")
+    summary = generate_sample_data(out, SampleDataConfig(challenge="multicoil", volumes=1, slices=1, coils=8), quiet=True)
+    with open_volume(Path(summary.results[0].output)) as volume:
+        full = torch.from_numpy(volume.read_kspace(0, 1))[..., ::2].contiguous()
+    h, w = full.shape[-2:]
+    target = center_crop(torch.linalg.vector_norm(ifft2c(full), dim=1), (h // 2, w)).numpy()
+    return full, target
+
+
+def _score(target: np.ndarray, magnitude: torch.Tensor) -> float:
+    return volume_metrics(target, center_crop(magnitude, target.shape[-2:]).numpy().astype(np.float32))["ssim"]
+
+
+def test_two_map_sets_fix_an_aliased_field_of_view(aliased_sample):
+    full, target = aliased_sample
+    h, w = full.shape[-2:]
+    mask_np, low = column_mask("random", w, 4, 0.2, seed=(1, 2, 3))
+    mask = torch.from_numpy(mask_np)
+    kspace = full * mask
+    calib = calibration_region(mask_np, (h, w), low)
+    two = espirit(center_crop(kspace, calib), (h, w), sets=2)
+    second = two.maps[:, 1]
+    assert two.maps.shape == (1, 2, full.shape[1], h, w)
+    assert 0.02 < float((torch.linalg.vector_norm(second, dim=1) > 0).float().mean()) < 0.9  # only where it folds
+    # where both sets are kept they are orthonormal eigenvectors (up to interpolation)
+    both = (torch.linalg.vector_norm(second, dim=1) > 0)[0]
+    inner = torch.linalg.vecdot(two.maps[0, 0], two.maps[0, 1], dim=0).abs()[both]
+    assert float(inner.median()) < 0.1
+    zf = _score(target, torch.linalg.vector_norm(ifft2c(kspace), dim=1))
+    scores, results = {}, {}
+    for maps in ("1", "2", "auto"):
+        results[maps] = reconstruct_chunk(kspace, mask, calib, ChunkConfig(0.002, 0.002, 20, maps=maps))
+        scores[maps] = _score(target, results[maps].magnitude)
+    assert scores["2"] > max(scores["1"], zf) + 0.02, (scores, zf)
+    # the one-set model cannot explain folded data: auto leaves it (consistency, from the data alone)
+    residual = results["auto"].slices[0]["residual"]
+    assert set(residual) == {"sense", "sense2", "coil"} and residual["sense"] > 4 * residual["coil"]
+    assert results["auto"].slices[0]["formulation"] != "sense"
+    assert scores["auto"] > scores["1"] + 0.1 and scores["auto"] > zf + 0.02, (scores, zf)
+
+
+def test_map_free_formulation_on_a_tiny_calibration_region(tmp_path, volume_factory):
+    """Three calibration columns: one-set SENSE refuses, ``--maps auto`` solves without maps and beats zero filling."""
+    src = volume_factory("tiny.h5", slices=2, coils=4, shape=(64, 64), recon=(32, 32))
+    common = ["--mask", "equispaced", "--accel", "4", "--center-fraction", "0.05", "-q", "--iters", "20"]
+    refused = runner.invoke(app, ["cs-recon", str(src), "-o", str(tmp_path / "one"), *common])
+    assert refused.exit_code == 1 and "too small" in refused.output + str(refused.stderr)
+    auto = runner.invoke(app, ["cs-recon", str(src), "-o", str(tmp_path / "auto"), *common, "--maps", "auto", "--json", "-"])
+    assert auto.exit_code == 0, auto.output
+    info = json.loads(auto.stdout)["results"][0]["info"]
+    assert [s["formulation"] for s in info["slices"]] == ["coil", "coil"]
+    zf = runner.invoke(app, ["zf-recon", str(src), "-o", str(tmp_path / "zf"), *common[:-2]])
+    assert zf.exit_code == 0, zf.output
+    from mrirecon.io import read_reconstruction
+
+    with open_volume(src) as volume:
+        target = volume.read_target()
+    cs_ssim = volume_metrics(target, read_reconstruction(tmp_path / "auto" / src.name))["ssim"]
+    zf_ssim = volume_metrics(target, read_reconstruction(tmp_path / "zf" / src.name))["ssim"]
+    assert cs_ssim > zf_ssim + 0.02, (cs_ssim, zf_ssim)
+
+
+def test_lambda_auto_picks_per_slice_from_the_candidates_and_fixed_lambda_is_unchanged(aliased_sample):
+    full, _ = aliased_sample
+    full = full.expand(2, -1, -1, -1).clone()
+    full[1] *= 3.0  # a brighter slice: lambda is dimensionless, so the choice may differ only through the data
+    h, w = full.shape[-2:]
+    mask_np, low = column_mask("random", w, 4, 0.2, seed=(4,))
+    mask = torch.from_numpy(mask_np)
+    calib = calibration_region(mask_np, (h, w), low)
+    auto = reconstruct_chunk(full * mask, mask, calib, ChunkConfig(None, 0.002, 10, maps="1"))
+    allowed = [pytest.approx(0.002 * f, rel=1e-5) for f in LAM_FACTORS]
+    assert all(any(s["lambda"] == a for a in allowed) for s in auto.slices)
+    # scale invariance: both slices hold the same image, so the same lambda wins for both
+    assert auto.slices[0]["lambda"] == pytest.approx(auto.slices[1]["lambda"], rel=1e-5)
+    fixed = reconstruct_chunk(full * mask, mask, calib, ChunkConfig(0.004, 0.002, 10, maps="1"))
+    assert [s["lambda"] for s in fixed.slices] == [pytest.approx(0.004)] * 2
+    assert "holdout_error" not in fixed.slices[0] and len(auto.slices[0]["holdout_error"]) == len(LAM_FACTORS)
