@@ -13,12 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 HERE = Path(__file__).resolve()
 
 
-def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
+VARNET = {"model": "varnet", "cascades": 2, "sens_chans": 2, "sens_pools": 2, "accel": 2, "center_fraction": 0.25}
+
+
+@pytest.mark.parametrize("model", [{}, VARNET], ids=["unet", "varnet"])
+def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path, model: dict) -> None:
     from conftest import write_test_volume
 
     for i in range(2):
@@ -26,7 +31,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     write_test_volume(tmp_path / "val" / "v0.h5", slices=2, coils=2, shape=(32, 24), recon=(16, 16), seed=7)
     write_test_volume(tmp_path / "val" / "v1.h5", slices=2, coils=2, shape=(32, 24), recon=(16, 16), seed=8)
     overrides = {"train_dir": str(tmp_path / "train"), "val_dir": str(tmp_path / "val"), "run_dir": str(tmp_path / "run"),
-                 "chans": 4, "pools": 2, "groups": 2, "epochs": 2, "batch_size": 2, "device": "cpu"}
+                 "chans": 4, "pools": 2, "groups": 2, "epochs": 2, "batch_size": 2, "device": "cpu", **model}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parents[1])}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(HERE),
