@@ -95,3 +95,19 @@ def test_ddp_steps_do_not_sync_with_the_host(tmp_path, monkeypatch):
     # the stop check of step 4 (an all_reduce and its read); step 8's comes after the last
     # on_step, and the progress bar reads the loss every 20 steps: nothing else
     assert between == 2, f"{between} host syncs in {steps - 1} steps"
+
+
+def test_training_with_the_device_transform_takes_the_same_steps(tmp_path):
+    for i in range(2):
+        write_test_volume(tmp_path / "train" / f"t{i}.h5", slices=2, coils=2, shape=(32, 24), recon=(16, 16), seed=i)
+    write_test_volume(tmp_path / "val" / "v.h5", slices=1, coils=2, shape=(32, 24), recon=(16, 16), seed=5)
+    weights = []
+    for on_device in (False, True):
+        config = resolve_config(None, dict(train_dir=str(tmp_path / "train"), val_dir=str(tmp_path / "val"),
+                                           run_dir=str(tmp_path / f"run{on_device}"), chans=2, pools=1, groups=1,
+                                           batch_size=2, max_steps=2, device="cpu", device_transform=on_device))
+        result = loop.train(config, quiet=True)
+        assert result.steps == 2
+        weights.append({k: v.detach().clone() for k, v in result.model.state_dict().items()})
+    for key in weights[0]:
+        torch.testing.assert_close(weights[1][key], weights[0][key], rtol=1e-5, atol=1e-6)
