@@ -156,7 +156,7 @@ def main() -> None:
     ref64 = fastmri_reference(target, pred, np.float64)
     json_out = Path(tempfile.mkdtemp()) / "eval.json"
     ours_cmd = [sys.executable, "-m", "mrirecon", "eval", "--target", str(target), "--pred", str(pred),
-                "--device", args.device, "--quiet", "--json", str(json_out)]
+                "--device", args.device, "--quiet", "--json", str(json_out), "--overwrite"]
     fastmri_cmd = [sys.executable, "-c", FASTMRI_SUBPROCESS, str(target), str(pred)]
     namespace = ap.Namespace(target_path=target, predictions_path=pred, acquisition=None, acceleration=None)
     config = EvalConfig(device=args.device)
