@@ -571,6 +571,10 @@ def cs_recon_command(
         "or auto: per slice, one set, two sets or a map-free joint-sparsity formulation, by a data-consistency rule "
         "(reported per slice in --json; see the README for where it helps and where it does not)."
     ),
+    reg: str = typer.Option(
+        "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal db4 wavelet with random shifts, by FISTA) "
+        "or tv+wavelet (both at the same lambda, by PDHG)."
+    ),
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
     tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
@@ -615,7 +619,7 @@ def cs_recon_command(
     from mrirecon.pipelines.cs_recon import CSConfig, cs_recon
 
     config = CSConfig(
-        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps,
+        lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps, reg=reg,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout,
     )

@@ -1,7 +1,12 @@
-"""Benchmark ``mrirecon cs-recon`` against BART (``ecalib -m1`` + ``pics -R T``) and SigPy
-(``EspiritCalib`` + ``TotalVariationRecon``) on the same undersampled slices.
+"""Benchmark ``mrirecon cs-recon`` against BART (``ecalib -m1`` + ``pics -R T``, and ``pics -l1``)
+and SigPy (``EspiritCalib`` + ``TotalVariationRecon``) on the same undersampled slices.
 
-Cases: generated sample scans (multi- and single-coil) and the real 4-coil brain, at 4x and 8x
+Per case: zero-filled; mrirecon's default (TV) and its best over a lambda sweep, ``--reg wavelet``
+and ``--maps auto`` at their defaults; BART's best TV and best ``-l1`` over a sweep.
+
+Cases: generated sample scans (multi- and single-coil), the real 4-coil brain, the same brain with
+its field of view halved (every other phase-encode column dropped: it folds over itself), the
+real 7-slice 8-coil GE phantom and the real single-coil GRE phantom, at 4x and 8x
 (fastMRI random column masks, drawn exactly as ``mrirecon subsample`` draws them), plus a
 knee-sized timing case (``sample-data --preset knee``, 15 coils, 640x368, a few slices). Each
 tool gets a small lambda sweep (BART also ``-u 0.05``) and its best setting by SSIM is reported;
@@ -70,10 +75,17 @@ def prepare(work: Path, knee_slices: int) -> list[tuple[str, Path]]:
         if not out.exists():
             generate_sample_data(out, SampleDataConfig(challenge=challenge, volumes=1, slices=2, coils=coils), quiet=True)
         files.append((f"sample {challenge}", next(out.glob("*.h5"))))
-    brain = work / "data" / "brain_t2_4coil.h5"
-    if not brain.exists():
-        convert_npy(REAL / "brain_t2_4coil.npy", brain, ConvertConfig())
-    files.append(("real brain 4-coil", brain))
+    for label, name, alias in (("real brain 4-coil", "brain_t2_4coil", False), ("real brain aliased FOV", "brain_t2_4coil", True),
+                               ("real GE phantom 8-coil 7 sl", "phantom_gre_8coil_7slices", False),
+                               ("real GRE phantom 1-coil", "phantom_gre_1coil", False)):
+        out = work / "data" / f"{name}{'_aliased' if alias else ''}.h5"
+        if not out.exists():
+            source = REAL / f"{name}.npy"
+            if alias:  # every other phase-encode column of the fully sampled data: half the field of view
+                source = work / "data" / f"{name}_aliased.npy"
+                np.save(source, np.ascontiguousarray(np.load(REAL / f"{name}.npy")[..., ::2]))
+            convert_npy(source, out, ConvertConfig())
+        files.append((label, out))
     if knee_slices:
         out = work / "data" / "knee"
         if not out.exists():
@@ -110,7 +122,7 @@ def score(target: np.ndarray, recon: np.ndarray) -> tuple[float, float]:
 
 
 # --- runners ---------------------------------------------------------------------------------
-def run_mrirecon(path: Path, accel: int, lam: float | None, work: Path, threads: int) -> tuple[float, np.ndarray]:
+def run_mrirecon(path: Path, accel: int, lam: float | None, work: Path, threads: int, *extra: str) -> tuple[float, np.ndarray]:
     from mrirecon.io import read_reconstruction
 
     out = work / "mrirecon"
@@ -118,14 +130,15 @@ def run_mrirecon(path: Path, accel: int, lam: float | None, work: Path, threads:
            "--accel", str(accel), "--overwrite", "-q", "--device", "cpu"]
     if lam is not None:
         cmd += ["--lam", str(lam)]
+    cmd += list(extra)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
     return time.perf_counter() - start, read_reconstruction(out / path.name)
 
 
-def run_bart(kspace, calib: int, lam: float, rho: float | None, threads: int, tmp: Path, iters: int = 50):
-    """ecalib -m1 + pics -R T per slice; returns (seconds, |image| (S, H, W))."""
+def run_bart(kspace, calib: int, lam: float, rho: float | None, threads: int, tmp: Path, iters: int = 50, l1: bool = False):
+    """ecalib -m1 + pics -R T (``l1``: pics -l1, wavelets) per slice; returns (seconds, |image| (S, H, W))."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     images, seconds = [], 0.0
     for s in range(kspace.shape[0]):
@@ -138,7 +151,7 @@ def run_bart(kspace, calib: int, lam: float, rho: float | None, threads: int, tm
         else:
             subprocess.run(["bart", "ones", "4", str(ksp.shape[0]), str(ksp.shape[1]), "1", "1", str(tmp / "m")],
                            check=True, env=env, capture_output=True)
-        cmd = ["bart", "pics", "-S", "-i", str(iters), "-R", f"T:3:0:{lam}"]
+        cmd = ["bart", "pics", "-S", "-i", str(iters)] + (["-l1", "-r", str(lam)] if l1 else ["-R", f"T:3:0:{lam}"])
         if rho is not None:
             cmd += ["-u", str(rho)]
         subprocess.run(cmd + [str(tmp / "k"), str(tmp / "m"), str(tmp / "x")], check=True, env=env, capture_output=True)
@@ -201,6 +214,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_cs")
     parser.add_argument("--no-sigpy", action="store_true")
     parser.add_argument("--knee-only", action="store_true", help="Only the knee-sized timing case.")
+    parser.add_argument("--cases", default="", help="Only cases whose label contains this text (e.g. 'aliased').")
     args = parser.parse_args()
     ensure_tools()
     import torch
@@ -211,11 +225,12 @@ def main() -> None:
     tmp.mkdir(exist_ok=True)
     lams_ours = [None, 0.001, 0.003, 0.01, 0.03]
     lams_bart = [0.003, 0.01, 0.03]
+    lams_bart_l1 = [0.001, 0.003, 0.01]
     lams_sigpy = [0.001, 0.003, 0.01, 0.03]
     rows = []
     for label, path in prepare(args.work, args.knee_slices):
         knee = label.startswith("knee")
-        if args.knee_only and not knee:
+        if (args.knee_only and not knee) or (args.cases and args.cases not in label):
             continue
         for accel in ([4] if knee else [4, 8]):
             kspace, mask, calib, target, crop = undersample(path, accel)
@@ -231,6 +246,12 @@ def main() -> None:
                 if best is None or s[0] > best[1][0]:
                     best = (sec, s, "default" if lam is None else lam)
             row["mrirecon"] = best
+            if not knee:
+                for tool, extra in (("wavelet", ("--reg", "wavelet")), ("maps auto", ("--maps", "auto"))):
+                    if tool == "maps auto" and ("1-coil" in label or "singlecoil" in label):
+                        continue
+                    sec, rec = run_mrirecon(path, accel, None, args.work, args.threads, *extra)
+                    row[tool] = (sec, score(target, rec), "default")
             best = None
             for lam, rho in ([(0.01, 0.05)] if knee else [(lam, 0.05) for lam in lams_bart]):
                 sec, rec = run_bart(kspace, calib, lam, rho, args.threads, tmp)
@@ -244,6 +265,14 @@ def main() -> None:
                 if s[0] > best[1][0]:
                     best = (sec, s, f"{lam_best}")
             row["bart"] = best
+            if not knee:
+                best = None
+                for lam in lams_bart_l1:
+                    sec, rec = run_bart(kspace, calib, lam, None, args.threads, tmp, l1=True)
+                    s = score(target, crop_like_zf(rec, crop))
+                    if best is None or s[0] > best[1][0]:
+                        best = (sec, s, f"-l1 {lam}")
+                row["bart -l1"] = best
             if not args.no_sigpy and not knee:
                 best = None
                 for lam in lams_sigpy:
@@ -261,9 +290,13 @@ def main() -> None:
                 print("ESPIRiT maps vs BART ecalib -m1:", compare_maps(path, accel, tmp, args.threads))
 
 
+#: Table columns: mrirecon's best TV over the sweep (incl. its default), its wavelet and --maps auto defaults, BART's best TV and -l1, SigPy.
+TOOLS = ("mrirecon", "wavelet", "maps auto", "bart", "bart -l1", "sigpy")
+
+
 def print_row(row: dict, flush: bool = False) -> None:
     parts = [f"{row['case']}: zf SSIM {row['zf'][0]:.4f} PSNR {row['zf'][1]:.2f}"]
-    for tool in ("mrirecon", "bart", "sigpy"):
+    for tool in TOOLS:
         if tool in row:
             sec, (ssim, psnr), setting = row[tool]
             parts.append(f"{tool} [{setting}] {sec:.1f}s SSIM {ssim:.4f} PSNR {psnr:.2f}")
@@ -271,11 +304,11 @@ def print_row(row: dict, flush: bool = False) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = "| case | zero-filled SSIM/PSNR | mrirecon s, SSIM/PSNR (lam) | BART s, SSIM/PSNR (lam) | SigPy s, SSIM/PSNR (lam) | mrirecon/BART time |"
-    print("\n" + head + "\n" + "|---" * 6 + "|")
+    head = "| case | zero-filled SSIM/PSNR | " + " | ".join(f"{t} s, SSIM/PSNR (lam)" for t in TOOLS) + " | mrirecon/BART time |"
+    print("\n" + head + "\n" + "|---" * (len(TOOLS) + 3) + "|")
     for row in rows:
         cells = [row["case"], f"{row['zf'][0]:.4f} / {row['zf'][1]:.2f}"]
-        for tool in ("mrirecon", "bart", "sigpy"):
+        for tool in TOOLS:
             if tool in row:
                 sec, (ssim, psnr), setting = row[tool]
                 cells.append(f"{sec:.1f}, {ssim:.4f} / {psnr:.2f} ({setting})")

@@ -312,3 +312,14 @@ def test_every_file_walking_command_stops_on_sigterm(tmp_path: Path, volume_fact
     result = run_cli(*argv)
     assert result.exit_code == 128 + signal.SIGTERM, result.stderr
     assert "stopped by SIGTERM after 1 of 2 file(s)" in result.stderr
+
+
+def test_stage_reads_a_local_copy_with_the_same_result(tmp_path: Path, volume_factory) -> None:
+    volume_factory("v0.h5", slices=2)
+    direct = run_cli("zf-recon", tmp_path / "full", "-o", tmp_path / "a", "--accel", "4", "-q")
+    staged = run_cli("zf-recon", tmp_path / "full", "-o", tmp_path / "b", "--accel", "4", "-q",
+                     "--stage", tmp_path / "scratch", "--json", "-")
+    assert direct.exit_code == 0 and staged.exit_code == 0
+    np.testing.assert_array_equal(read_reconstruction(tmp_path / "a" / "v0.h5"), read_reconstruction(tmp_path / "b" / "v0.h5"))
+    assert json.loads(staged.stdout)["results"][0]["input"] == str(tmp_path / "full" / "v0.h5")
+    assert list((tmp_path / "scratch").iterdir()) == []  # the copy is gone

@@ -246,3 +246,19 @@ def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_facto
         read_reconstruction(tmp_path / "b" / "oom.h5"), read_reconstruction(tmp_path / "a" / "oom.h5"), rtol=1e-4, atol=1e-7
     )
     assert expected.ok
+
+
+def test_l1_wavelet_beats_tv_and_zero_filling_on_the_real_brain_at_8x(real_brain, tmp_path):
+    """``--reg wavelet`` at its default lambda (FISTA, cycle spinning): measured 0.686 against TV's 0.642."""
+    opts = ("--mask", "random", "--accel", "8")
+    wav = _invoke("cs-recon", real_brain, "-o", tmp_path / "wav", "-q", "--reg", "wavelet", *opts)
+    tv = _invoke("cs-recon", real_brain, "-o", tmp_path / "tv", "-q", *opts)
+    zf = _invoke("zf-recon", real_brain, "-o", tmp_path / "zf", "-q", *opts)
+    assert wav.exit_code == tv.exit_code == zf.exit_code == 0, wav.output + tv.output
+    s_wav, s_tv, s_zf = (_scores(real_brain, tmp_path / d / real_brain.name)["ssim"] for d in ("wav", "tv", "zf"))
+    assert s_wav > s_tv + 0.02 and s_wav > s_zf + 0.05, (s_wav, s_tv, s_zf)
+    bad = _invoke("cs-recon", real_brain, "-o", tmp_path / "bad", "-q", "--reg", "l2", *opts)
+    assert bad.exit_code == 2 and "--reg" in bad.output + str(bad.stderr)
+    for lam in ("abc", "-1", "nan"):
+        bad = _invoke("cs-recon", real_brain, "-o", tmp_path / "bad", "-q", "--lam", lam, *opts)
+        assert bad.exit_code == 2 and "--lam" in bad.output + str(bad.stderr), bad.output

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mrirecon.cs.formulations import coil_tv_recon, sense_sets_tv_recon
+from mrirecon.cs.formulations import REGULARISERS, coil_tv_recon, sense_sets_tv_recon, sense_wavelet_recon
 from mrirecon.cs.recon import tv_recon
 from mrirecon.mri.crop import center_crop
 from mrirecon.mri.espirit import espirit
@@ -71,6 +71,7 @@ class ChunkConfig:
     default_lam: float
     iters: int
     maps: str = "auto"
+    reg: str = "tv"
     solver: str = "admm"
     kind: str = "isotropic"
     tol: float = 1e-4
@@ -169,6 +170,10 @@ class _Problem:
             pred = fft2c((maps2 * x.unsqueeze(2)).sum(dim=1))
             return torch.linalg.vector_norm(x, dim=1), pred, iters * PDHG_ITERATION_FACTOR, []
         maps = None if self.maps is None else self.maps[idx]
+        if cfg.reg != "tv":
+            x = sense_wavelet_recon(k, mask, maps, lam, iters, cfg.reg, self.full_rows, cfg.seed)
+            coil = x.unsqueeze(1) if maps is None else maps * x.unsqueeze(1)
+            return x.abs(), fft2c(coil), iters, []
         result = tv_recon(
             k, mask, maps, lam, solver=cfg.solver, max_iter=iters, tol=cfg.tol, kind=cfg.kind,
             track_objective=cfg.track_objective, full_rows=self.full_rows,
@@ -201,6 +206,8 @@ def reconstruct_chunk(
     ``window``: solve only those readout rows (see ``mrirecon.mri.readout``)."""
     if config.maps not in MAP_CHOICES:
         raise ValueError(f"unknown --maps {config.maps!r}; use 1, 2 or auto")
+    if config.reg not in REGULARISERS:
+        raise ValueError(f"unknown --reg {config.reg!r}; use {', '.join(REGULARISERS)}")
     s = kspace.shape[0]
     device = kspace.device
     notes: list[str] = []

@@ -103,3 +103,44 @@ def sense_sets_tv_recon(
     step = 0.99 / bound**0.5
     x = pdhg(f, Zero(), k, a.H(data.kspace), step, step, iters)
     return torch.fft.fftshift(x, dim=DIMS) * data.scale.reshape(-1, 1, 1, 1)
+
+
+REGULARISERS = ("tv", "wavelet", "tv+wavelet")
+#: Wavelet levels (fewer where the image is small) and family.
+WAVELET_LEVELS = 4
+WAVELET = "db4"
+
+
+def sense_wavelet_recon(
+    kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None, lam: torch.Tensor, iters: int,
+    reg: str = "wavelet", full_rows: int | None = None, seed: int = 0,
+) -> torch.Tensor:
+    """One-set SENSE (``maps=None``: single coil) with L1-wavelet (``reg="wavelet"``: FISTA with a new
+    random wavelet shift every iteration, BART's cycle spinning) or TV plus L1-wavelet at the same
+    ``lam`` (``"tv+wavelet"``: PDHG over ``[A; D; W]``). Complex images ``(S, H, W)`` at the input's scale."""
+    from mrirecon.cs.solvers import fista
+    from mrirecon.ops import TransformedL1, Wavelet
+    from mrirecon.ops.sense import sense_op
+    from mrirecon.ops.vector import add
+
+    maps_s = None if maps is None else torch.fft.ifftshift(maps, dim=DIMS)
+    zf = torch.fft.ifft2(torch.fft.ifftshift(kspace, dim=DIMS), norm="ortho")
+    combined = zf[:, 0] if maps_s is None else torch.linalg.vecdot(maps_s, zf, dim=1)
+    data = shifted(kspace, mask, combined, full_rows)
+    a = sense_op(data.mask, maps_s, centred=False)
+    x0 = a.H(data.kspace)
+    wav = Wavelet(tuple(x0.shape[-2:]), WAVELET, WAVELET_LEVELS)
+    if reg == "wavelet":
+        gen = torch.Generator().manual_seed(seed)
+        wav.random_shift(gen)
+        prox = TransformedL1(wav, L1(lam)).prox
+        x = fista(lambda x: a.H(add(a(x), data.kspace, -1.0)), prox, x0, 1.0, iters,
+                  callback=lambda i, x: wav.random_shift(gen))
+    elif reg == "tv+wavelet":
+        k = VStack([a, FiniteDifference(), wav])
+        f = SeparableSum([L2Squared(data.kspace), L1(lam, group_dims=(-3,)), L1(lam)])
+        step = 0.99 / (1.0 + 8.0 + 1.0) ** 0.5
+        x = pdhg(f, Zero(), k, x0, step, step, iters * 3)
+    else:
+        raise ValueError(f"unknown regulariser {reg!r}; use {', '.join(REGULARISERS)}")
+    return torch.fft.fftshift(x, dim=DIMS) * data.scale.reshape(-1, 1, 1)

@@ -137,3 +137,24 @@ def test_folder_with_hdf5_and_a_dangling_symlink(tmp_path: Path) -> None:
     summary = json.loads(out.read_text())
     assert summary["succeeded"] == 2 and summary["failed"] == 1
     assert (tmp_path / "out" / "a.hdf5").is_file() and (tmp_path / "out" / "b.h5").is_file()
+
+
+@pytest.mark.parametrize("case", ["output is a folder", "output is the input", "empty .npy", "not an array"])
+def test_convert_refuses_without_damage(tmp_path: Path, case: str) -> None:
+    """The campaign's convert cases: -o DIR --overwrite, x.npy -o x.npy --overwrite, an empty .npy."""
+    import numpy as np
+
+    src = tmp_path / "k.npy"
+    if case == "empty .npy":
+        src.write_bytes(b"")
+    elif case == "not an array":
+        src.write_bytes(b"\x93NUMPY garbage that is not an array header")
+    else:
+        np.save(src, np.ones((2, 16, 12), np.complex64))
+    (tmp_path / "d").mkdir()
+    out = {"output is a folder": tmp_path / "d", "output is the input": src}.get(case, tmp_path / "out.h5")
+    before = tree_hashes(tmp_path)
+    result = run_cli("convert", src, "-o", out, "--overwrite", "--quiet")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr and "Aborted" not in result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert tree_hashes(tmp_path) == before and leftovers(tmp_path) == []
