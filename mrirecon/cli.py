@@ -411,7 +411,8 @@ def train_command(
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default 0).", callback=finite(0)),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: the CPUs, at most 8, on CUDA; 0 on CPU).", callback=finite(0)),
+    device_transform: Optional[bool] = typer.Option(None, "--device-transform/--no-device-transform", help="U-Net: inverse FFT, RSS, crop and normalisation on the device, batched (workers only read)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of initialisation, data order and training masks.", callback=finite(0, 2**32 - 1)),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start a new run in an --out folder that holds one (its files are replaced)."),
@@ -436,7 +437,7 @@ def train_command(
         "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "loss": loss,
         "model": model, "cascades": cascades, "sens_chans": sens_chans, "chans": chans, "pools": pools, "residual": residual, "mask": None if mask is None else mask.value, "accel": accel,
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
-        "workers": workers, "seed": seed,
+        "workers": workers, "device_transform": device_transform, "seed": seed,
     }
     refuse_existing(overwrite, json_path)
     result = guarded(debug, lambda: run_training(config_file, overrides, resume=resume, overwrite=overwrite, quiet=quiet))

@@ -14,7 +14,8 @@ for everyone):
 - fastmri.evaluate as a subprocess (what ``python -m fastmri.evaluate`` runs; its own ``__main__``
   fails to print with numpy 2, so a two-line equivalent prints the means);
 - ``mrirecon eval`` as a subprocess (end to end: interpreter, torch import, table, JSON);
-- ``mrirecon.pipelines.evaluate.evaluate`` in-process.
+- ``mrirecon.pipelines.evaluate.evaluate`` in-process, with its read-ahead (the next volume
+  read in a background thread while one is scored) and without it (``prefetch=False``).
 
 Prints one table: wall seconds (median of the repeats), seconds per volume, CPU seconds (user +
 system, children included), each with its ratio to the fastMRI row of the same kind, and the
@@ -165,12 +166,16 @@ def main() -> None:
     def ours_inprocess() -> None:
         last["summary"] = evaluate(target, pred, config, quiet=True)
 
+    def ours_serial() -> None:
+        evaluate(target, pred, config, quiet=True, prefetch=False)
+
     def fastmri_inprocess() -> None:
         fastmri_evaluate(namespace, KEY)
 
     timers = {
         "fastmri.evaluate (in-process)": fastmri_inprocess,
         "mrirecon evaluate() (in-process)": ours_inprocess,
+        "  same, no read-ahead (in-process)": ours_serial,
         "fastmri.evaluate (subprocess)": lambda: run(fastmri_cmd),
         "mrirecon eval (subprocess)": lambda: run(ours_cmd),
     }

@@ -229,3 +229,17 @@ def test_bad_arguments_exit_2(folders, tmp_path):
     empty = run_cli("eval", "--target", tmp_path / "empty", "--pred", pred_dir)
     assert empty.exit_code == 2 and "no *.h5" in empty.stderr
     assert run_cli("eval", "--target", target_dir, "--pred", pred_dir, "--acceleration", "-1").exit_code == 2
+
+
+def test_prefetch_gives_the_same_scores_and_names_a_failing_read(folders, tmp_path):
+    """The next pair is read in a background thread; scores are identical to serial reading, and
+    a pair whose read fails (here: the middle one's prediction is corrupt) is the one reported."""
+    target_dir, pred_dir = folders
+    (pred_dir / "vol1.h5").write_bytes(b"not an HDF5 file")
+    serial = evaluate(target_dir, pred_dir, EvalConfig(device="cpu"), quiet=True, prefetch=False)
+    ahead = evaluate(target_dir, pred_dir, EvalConfig(device="cpu"), quiet=True, prefetch=True)
+    assert [f["name"] for f in ahead.failed] == ["vol1.h5"] == [f["name"] for f in serial.failed]
+    assert ahead.failed[0]["error"] == serial.failed[0]["error"] and "vol1.h5" in ahead.failed[0]["error"]
+    assert [v.name for v in ahead.volumes] == ["vol0.h5", "vol2.h5"]
+    for ours, ref in zip(ahead.volumes, serial.volumes):
+        assert (ours.nmse, ours.psnr, ours.ssim) == (ref.nmse, ref.psnr, ref.ssim)

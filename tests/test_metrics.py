@@ -156,3 +156,13 @@ def test_cuda_equals_fastmri():
     cpu = volume_metrics(gt, pred)
     for key in cpu:
         assert ours[key] == pytest.approx(cpu[key], rel=1e-10)
+    # eval's path: the host copies it read give fastMRI's NMSE without a copy back
+    assert volume_metrics(torch.from_numpy(gt).cuda(), torch.from_numpy(pred).cuda(), host=(gt, pred)) == ours
+
+
+def test_host_copies_give_the_same_metrics():
+    gt, pred = image_pair((3, 40, 32), seed=5)
+    big = np.pad(pred, ((0, 0), (2, 2), (3, 3)))
+    assert volume_metrics(gt, big, host=(gt, big)) == volume_metrics(gt, big)
+    with pytest.raises(ValueError, match="host copies"):
+        volume_metrics(gt, big, host=(gt[:2], big))

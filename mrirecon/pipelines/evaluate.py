@@ -36,6 +36,8 @@ from mrirecon.metrics import volume_metrics
 from mrirecon.mri.zero_filled import zero_filled
 from mrirecon.pipelines.common import FileResult, expand_inputs, run_batch
 from mrirecon.pipelines.devices import resolve_device
+from mrirecon.pipelines.prefetch import Prefetcher
+from mrirecon.pipelines.runner import upload  # pinned (a no-op for _host_buffer's arrays), non_blocking
 
 METRICS = ("nmse", "psnr", "ssim")
 #: k-space slices turned into a target at a time (bounds memory for multi-coil volumes).
@@ -144,9 +146,11 @@ def evaluate(
     quiet: bool = False,
     debug: bool = False,
     label: str = "eval",
+    prefetch: bool = True,
 ) -> EvalSummary:
     """Score the predictions in ``pred`` against the targets in ``target`` (files or folders,
-    see ``scoring_pairs``); ``label`` names the progress bar.
+    see ``scoring_pairs``); ``label`` names the progress bar. With ``prefetch`` the next pair
+    is read in a background thread while the current one is scored (same results).
 
     Raises ``InputError`` for a missing path, a folder without ``*.h5`` files, or when the
     filters leave no volume. A volume that cannot be scored (no prediction, bad shapes, ...)
@@ -158,10 +162,13 @@ def evaluate(
     pairs = scoring_pairs(target, pred)
     target_dir = Path(target)
 
-    batch = run_batch(
-        "eval", list(pairs), lambda p: _score_file(p, pairs[p], config, device), quiet=quiet, debug=debug,
-        description=label,
-    )
+    pin = device.type == "cuda"
+    # the next pair is read (HDF5, a background thread) while this one is scored
+    with Prefetcher(list(pairs), lambda p: _read_pair(p, pairs[p], config, pin), enabled=prefetch) as reader:
+        batch = run_batch(
+            "eval", list(pairs), lambda p: _score_loaded(reader.get(p), config, device), quiet=quiet, debug=debug,
+            description=label,
+        )
 
     summary = EvalSummary(device=str(device))
     for result in batch.results:
@@ -197,7 +204,20 @@ def threshold_failures(summary: EvalSummary, config: EvalConfig) -> list[str]:
 # --- one volume -------------------------------------------------------------------------
 
 
-def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: torch.device) -> FileResult:
+@dataclass
+class _LoadedPair:
+    """A target and its prediction read from disk (host arrays, pinned when scoring on CUDA);
+    ``gt`` is None when the target is to be computed from the k-space."""
+
+    target_path: Path
+    pred_path: Path
+    recon: np.ndarray
+    gt: np.ndarray | None
+    source: str
+
+
+def _read_pair(target_path: Path, pred_path: Path, config: EvalConfig, pin: bool) -> _LoadedPair | FileResult:
+    """Everything ``eval`` reads from one target/prediction pair, or the skip the filters give."""
     with open_h5(target_path) as target:
         attrs = target.attrs
         if config.acquisition is not None:
@@ -213,17 +233,23 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
                     return _skipped(target_path, "no acceleration attribute in the target or the prediction")
                 if not math.isclose(float(found), config.acceleration, rel_tol=1e-9):
                     return _skipped(target_path, f"acceleration is {float(found):g}, not {config.acceleration:g}")
-            recon = _read_prediction(pred, pred_path)
+            recon = _read_prediction(pred, pred_path, pin)
         key = _target_key(target, target_path, config.challenge)
         if key not in target and "kspace" not in target:
             raise InputError(target_path, f"has no '{key}' dataset and no k-space to compute a target from")
-        gt = _read_float_volume(target, key, target_path) if key in target else None
-    if gt is None:
+        gt = _read_float_volume(target, key, target_path, pin) if key in target else None
+    return _LoadedPair(target_path, pred_path, recon, gt, key if gt is not None else "kspace")
+
+
+def _score_loaded(loaded: _LoadedPair | FileResult, config: EvalConfig, device: torch.device) -> FileResult:
+    """Score one pair read by ``_read_pair`` on ``device``."""
+    if isinstance(loaded, FileResult):  # skipped by a filter
+        return loaded
+    target_path, pred_path, recon = loaded.target_path, loaded.pred_path, loaded.recon
+    if loaded.gt is None:
         gt_tensor = _target_from_kspace(target_path, config.challenge, device)
-        source = "kspace"
     else:
-        gt_tensor = torch.from_numpy(gt).to(device)
-        source = key
+        gt_tensor = upload(loaded.gt, device)
     if gt_tensor.shape[0] != recon.shape[0]:
         raise InputError(
             pred_path, f"has {recon.shape[0]} slices but the target {target_path.name} has {gt_tensor.shape[0]}"
@@ -233,11 +259,24 @@ def _score_file(target_path: Path, pred_path: Path, config: EvalConfig, device: 
         raise InputError(
             pred_path, f"is {recon.shape[-2]}x{recon.shape[-1]}, smaller than the {width}x{width} crop of its target {target_path.name}"
         )
-    scores = volume_metrics(gt_tensor, torch.from_numpy(recon).to(device))
+    host = (loaded.gt, recon) if loaded.gt is not None else None  # fastMRI's float32 NMSE, no copy back
+    scores = volume_metrics(gt_tensor, upload(recon, device), host=host)
     if not all(math.isfinite(scores[m]) or (m == "psnr" and scores[m] == math.inf) for m in METRICS):
         raise InputError(pred_path, "gives non-finite metrics: the prediction or target has NaN or Inf values")
-    score = VolumeScore(target_path.name, int(recon.shape[0]), scores["nmse"], scores["psnr"], scores["ssim"], source)
+    score = VolumeScore(target_path.name, int(recon.shape[0]), scores["nmse"], scores["psnr"], scores["ssim"], loaded.source)
     return FileResult(str(target_path), output=str(pred_path), info={"score": score})
+
+
+def _host_buffer(shape: tuple[int, ...], dtype: np.dtype, pin: bool) -> np.ndarray:
+    """An empty host array, in page-locked memory when ``pin`` (and torch has the dtype)."""
+    if pin:
+        try:
+            torch_dtype = torch.from_numpy(np.empty(0, dtype)).dtype
+        except TypeError:
+            torch_dtype = None
+        if torch_dtype is not None:
+            return torch.empty(shape, dtype=torch_dtype, pin_memory=True).numpy()
+    return np.empty(shape, dtype)
 
 
 def _skipped(path: Path, reason: str) -> FileResult:
@@ -265,20 +304,25 @@ def _target_key(target: h5py.File, path: Path, challenge: str | None) -> str:
     raise InputError(path, "has both target datasets and no k-space to choose between them; pass --challenge")
 
 
-def _read_float_volume(handle: h5py.File, key: str, path: Path) -> np.ndarray:
-    """A ``(slices, H, W)`` float dataset read whole, in its own dtype."""
+def _read_float_volume(handle: h5py.File, key: str, path: Path, pin: bool = False) -> np.ndarray:
+    """A ``(slices, H, W)`` float dataset read whole, in its own dtype (into pinned memory
+    with ``pin``)."""
     dataset = get_dataset(handle, key, path)
     if dataset is None or dataset.ndim != 3 or dataset.dtype.kind != "f":
         shape = getattr(dataset, "shape", None)
         raise InputError(path, f"'{key}' is not a float (slices, H, W) dataset (shape {shape})")
     check_bounds(tuple(dataset.shape), key, path, "SHW")
-    return dataset[()]
+    if not pin or dataset.size == 0:
+        return dataset[()]
+    out = _host_buffer(tuple(dataset.shape), dataset.dtype, pin)
+    dataset.read_direct(out)
+    return out
 
 
-def _read_prediction(handle: h5py.File, path: Path) -> np.ndarray:
+def _read_prediction(handle: h5py.File, path: Path, pin: bool = False) -> np.ndarray:
     if "reconstruction" not in handle:
         raise InputError(path, "has no 'reconstruction' dataset")
-    return _read_float_volume(handle, "reconstruction", path)
+    return _read_float_volume(handle, "reconstruction", path, pin)
 
 
 def _target_from_kspace(path: Path, challenge: str | None, device: torch.device) -> torch.Tensor:
@@ -293,7 +337,7 @@ def _target_from_kspace(path: Path, challenge: str | None, device: torch.device)
         chunks = []
         for start in range(0, volume.num_slices, KSPACE_SLICES_PER_CHUNK):
             stop = min(start + KSPACE_SLICES_PER_CHUNK, volume.num_slices)
-            kspace = torch.from_numpy(volume.read_kspace(start, stop)).to(device)
+            kspace = upload(volume.read_kspace(start, stop), device)
             chunks.append(zero_filled(kspace, volume.recon_crop))
     return torch.cat(chunks)
 

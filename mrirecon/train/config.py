@@ -22,7 +22,8 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("step", "cosine", "none")
 LOSSES = ("l1", "ssim")
 #: Options that may change when a run is resumed; the rest come from the checkpoint.
-RESUMABLE_OVERRIDES = ("epochs", "max_steps", "max_minutes", "device", "amp", "compile", "workers", "val_batch_size")
+RESUMABLE_OVERRIDES = ("epochs", "max_steps", "max_minutes", "device", "amp", "compile", "workers", "val_batch_size",
+                       "device_transform")
 
 
 @dataclass
@@ -67,7 +68,8 @@ class TrainConfig:
     amp: bool = False
     compile: bool = False
     channels_last: bool | None = None
-    workers: int = 0
+    workers: int | None = None  # None: from the machine on CUDA (``workers.default_workers``), 0 on CPU
+    device_transform: bool = False  # U-Net: inverse FFT, RSS, crop, normalisation on the device
     seed: int = 0
     val_batch_size: int = 8
 

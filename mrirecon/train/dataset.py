@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -106,7 +107,9 @@ class SliceDataset(Dataset):
             return (self.seed, int(epoch), int(index), self.rank)
         return volume_seed(self.files[file_index].name, self.mask_spec.seed)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+    def read_slice(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, np.ndarray, int, tuple[int, int], torch.Tensor, int]:
+        """``(kspace (1, [C,] H, W), mask, num_low, crop, target (1, h, w), file_index)`` of an
+        item, before any transform; the target is computed from the k-space if the file has none."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
         file_index, slice_index = self.slices[index]
         volume = self._volume(file_index)
@@ -115,6 +118,10 @@ class SliceDataset(Dataset):
         crop = self.crops[file_index]
         target = volume.read_target(slice_index, slice_index + 1)
         target_t = zero_filled(kspace, crop) if target is None else torch.from_numpy(target)
+        return kspace, mask, num_low, crop, target_t, file_index
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        kspace, mask, num_low, crop, target_t, file_index = self.read_slice(key)
         if self.kind == "varnet":
             sample = varnet_inputs(kspace, torch.from_numpy(mask), crop, self.paddings[file_index], num_low)
             return {

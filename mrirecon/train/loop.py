@@ -25,11 +25,15 @@ from mrirecon.mri.crop import center_crop
 from mrirecon.train.checkpoint import build_model, rng_state, save_checkpoint, set_rng_state
 from mrirecon.train.config import TrainConfig
 from mrirecon.train.dataset import EpochSampler, SliceDataset, list_volumes
+from mrirecon.train.device_transform import KspaceSliceDataset, collate_kspace, device_batch
 from mrirecon.train.distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
 from mrirecon.train.inference import autocast
 from mrirecon.train.optim import make_optimizer, make_scheduler
 from mrirecon.train.validate import ValidationResult, validate
-from mrirecon.train.workers import loader_workers
+from mrirecon.train.workers import default_workers, loader_workers
+
+#: Under DDP, steps between the all-ranks stop checks (each is a host sync of every rank).
+STOP_CHECK_STEPS = 20
 
 
 @dataclass
@@ -196,12 +200,13 @@ def _train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    train_set = SliceDataset(list_volumes(config.train_dir), config.mask_spec, train=True, seed=config.seed,
-                             rank=info.rank, kind=config.model)
+    on_device = config.device_transform and config.model == "unet"  # the VarNet takes k-space anyway
+    train_set = (KspaceSliceDataset if on_device else SliceDataset)(
+        list_volumes(config.train_dir), config.mask_spec, train=True, seed=config.seed, rank=info.rank, kind=config.model)
     val_files = list_volumes(config.val_dir)
     sampler = EpochSampler(len(train_set), shuffle=True, seed=config.seed, rank=info.rank, world=info.world)
     steps_per_epoch = math.ceil(sampler.per_rank / config.batch_size)
-    workers, workers_warning = loader_workers(config.workers)
+    workers, workers_warning = loader_workers(default_workers(device.type) if config.workers is None else config.workers)
     if workers_warning and show:
         stderr_console.print(f"[yellow]warning[/yellow] {workers_warning}", highlight=False)
     loader = DataLoader(
@@ -212,6 +217,7 @@ def _train(
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         drop_last=False,
+        collate_fn=collate_kspace if on_device else None,
     )
     optimizer = make_optimizer(model.parameters(), config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
@@ -300,6 +306,8 @@ def _train(
                     if stop.requested:  # a worker died of the same Ctrl-C
                         break
                     raise
+                if on_device:
+                    batch = device_batch(batch, device)
                 output, target = model_outputs(forward, batch, device, config.model, config.amp, channels_last)
                 loss = loss_fn(output, target)
                 optimizer.zero_grad(set_to_none=True)
@@ -314,11 +322,12 @@ def _train(
                     on_step(step)
                 if show:
                     fields = {}
-                    if device.type == "cpu" or epoch_step % 20 == 0:  # .item() waits for the GPU
+                    if (device.type == "cpu" and not info.enabled) or epoch_step % 20 == 0:  # .item() syncs
                         rate = seen * info.world / max(time.perf_counter() - started, 1e-9)
                         fields = {"loss": f"{loss.item():.4f}", "rate": f"{rate:.1f}"}
                     progress.update(task, advance=1, **fields)
-                if _should_stop(stop.requested, info, device) or _budget_spent(config, step, clock):
+                stop_check = not info.enabled or step % STOP_CHECK_STEPS == 0  # the same steps on every rank
+                if (stop_check and _should_stop(stop.requested, info, device)) or _budget_spent(config, step, clock):
                     break
             epoch_loss += torch.tensor([loss_sum.item(), seen], dtype=torch.float64)
             if _should_stop(stop.requested, info, device) or epoch_step < steps_per_epoch:

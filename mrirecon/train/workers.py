@@ -25,3 +25,17 @@ def loader_workers(requested: int, processes_per_node: int | None = None) -> tup
     per = "" if processes_per_node == 1 else f" per process ({processes_per_node} processes)"
     return share, (f"workers: {requested} requested but this machine has {share} CPU(s){per} for them; "
                    f"using {share} DataLoader workers")
+
+
+#: Most DataLoader workers a default gives a CUDA process (reading HDF5 slices needs few).
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers(device_type: str, processes_per_node: int | None = None) -> int:
+    """Workers when the config names none: on CUDA this process's share of the CPUs (at most
+    ``MAX_DEFAULT_WORKERS``), on a CPU 0 (the training competes with workers for the cores)."""
+    if device_type != "cuda":
+        return 0
+    if processes_per_node is None:
+        processes_per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(MAX_DEFAULT_WORKERS, usable_cpus() // max(processes_per_node, 1)))
