@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the built-in sample data: generate scans, undersample 4x, reconstruct by
-# zero filling, compressed sensing, a briefly trained U-Net and a briefly trained E2E-VarNet,
-# score all four, draw a figure. Run through `make demo` (which creates .venv first).
-# Outputs land in demo/.
+# zero filling, compressed sensing and a briefly trained U-Net, score all three, draw a figure.
+# Run through `make demo` (which creates .venv first). Outputs land in demo/.
+# (The E2E-VarNet, `train --config configs/varnet_tiny.yaml`, is not in the demo yet: on two CPU
+# cores its training takes well over the demo's 3-minute budget.)
 #
 # Three disjoint sets of sample scans: the networks train on train/, pick best.pt on val/, and
 # the table scores test/, which no model chose anything on.
@@ -20,15 +21,13 @@ $M sample-data "$D/test" --volumes 2 --seed 3 --quiet
 echo "== 2. undersample the test scans 4x (fastMRI random mask, 8% centre)"
 $M subsample "$D/test" -o "$D/test_4x" --mask random --accel 4 --quiet
 
-echo "== 3. reconstruct: zero-filled, compressed sensing (TV), U-Net, VarNet"
+echo "== 3. reconstruct: zero-filled, compressed sensing (TV), U-Net"
 $M zf-recon "$D/test_4x" -o "$D/recon/zero-filled" --quiet
 $M cs-recon "$D/test_4x" -o "$D/recon/cs-tv" --quiet
 $M train --train "$D/train" --val "$D/val" --config configs/unet_tiny.yaml -o "$D/unet_run" --quiet
 $M unet-recon "$D/test_4x" --checkpoint "$D/unet_run/best.pt" -o "$D/recon/unet" --quiet
-$M train --train "$D/train" --val "$D/val" --config configs/varnet_tiny.yaml -o "$D/varnet_run" --quiet
-$M unet-recon "$D/test_4x" --checkpoint "$D/varnet_run/best.pt" -o "$D/recon/varnet" --quiet
 
 echo "== 4. score the held-out test scans against their fully sampled targets (fastMRI's metrics)"
 $M compare --target "$D/test" \
   --pred "zero-filled=$D/recon/zero-filled" --pred "cs-tv=$D/recon/cs-tv" --pred "unet=$D/recon/unet" \
-  --pred "varnet=$D/recon/varnet" --png "$D/comparison.png" --json "$D/comparison.json"
+  --png "$D/comparison.png" --json "$D/comparison.json"

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from mrirecon.cs.formulations import REGULARISERS, coil_tv_recon, sense_sets_tv_recon, sense_wavelet_recon
