@@ -291,7 +291,7 @@ def test_every_file_walking_command_stops_on_sigterm(tmp_path: Path, volume_fact
     import mrirecon.pipelines.sample_data as sample_data
     import mrirecon.pipelines.subsample as subsample
 
-    module, name = {"subsample": (subsample, "subsample_file"), "eval": (evaluate, "_score_file"),
+    module, name = {"subsample": (subsample, "subsample_file"), "eval": (evaluate, "_score_loaded"),
                     "sample-data": (sample_data, "make_volume")}[command]
     real = getattr(module, name)
 
