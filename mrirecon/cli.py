@@ -451,8 +451,8 @@ def train_command(
         state = "stopped (resume with --resume)" if result.interrupted else "done"
         stderr_console.print(f"train: {state} after {result.epochs_done} epoch(s), {result.steps} step(s), "
                              f"best validation SSIM {best}; {result.run_dir}", highlight=False)
-    if result.interrupted:
-        raise typer.Exit(130)
+    if result.interrupted:  # 128 + signal, as every long command (130 for Ctrl-C, 143 for SIGTERM)
+        raise typer.Exit(128 + int(result.stop_signal or 2))
 
 
 @app.command("unet-recon", rich_help_panel=RECONSTRUCT)

@@ -48,7 +48,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(data: Path, tmp_
             os.kill(os.getpid(), signal.SIGTERM)
 
     part = train(_config(data, tmp_path / "part"), quiet=True, on_step=terminate_after_4)
-    assert part.interrupted and part.steps == 4
+    assert part.interrupted and part.steps == 4 and part.stop_signal == signal.SIGTERM  # the CLI exits 143
     stopped = torch.load(tmp_path / "part" / "last.pt", weights_only=True)
     assert (stopped["step"], stopped["epoch"], stopped["epoch_step"]) == (4, 1, 1)
     assert set(stopped["rng"]) >= {"python", "numpy", "torch"}

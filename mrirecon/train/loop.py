@@ -48,6 +48,7 @@ class TrainResult:
     zero_filled: ValidationResult | None
     interrupted: bool
     model: torch.nn.Module | None = field(repr=False)  # None when a resumed run was already complete
+    stop_signal: int | None = None  # the signal that interrupted the run (SIGINT or SIGTERM)
 
 
 class _StopRequest:
@@ -55,11 +56,13 @@ class _StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = self.signum or signum
 
     @contextmanager
     def installed(self) -> Iterator["_StopRequest"]:
@@ -273,7 +276,8 @@ def _train(
                              f"on {device} x{info.world}", highlight=False)
 
     def result(interrupted: bool) -> TrainResult:
-        return TrainResult(run_dir, step, epoch, history, best_ssim, zf, interrupted, model)
+        return TrainResult(run_dir, step, epoch, history, best_ssim, zf, interrupted, model,
+                           stop_signal=(stop.signum or signal.SIGINT) if interrupted else None)
 
     stop = _StopRequest()
     clock = time.perf_counter()
