@@ -40,6 +40,7 @@ from mrirecon.train.config import TrainConfig  # noqa: E402
 from mrirecon.train.dataset import EpochSampler, SliceDataset, list_volumes  # noqa: E402
 from mrirecon.train.device_transform import KspaceSliceDataset, collate_kspace, device_batch  # noqa: E402
 from mrirecon.train.inference import autocast  # noqa: E402
+from mrirecon.train.loop import model_outputs  # noqa: E402
 from mrirecon.train.validate import validate  # noqa: E402
 
 
@@ -62,18 +63,13 @@ def train_steps(model, loader, device, steps: int, warmup: int, lr: float, amp: 
                 start, seen = time.perf_counter(), 0
             if on_device:
                 batch = device_batch(batch, device)
-            image = batch["image"].to(device, non_blocking=True).unsqueeze(1)
-            target = batch["target"].to(device, non_blocking=True).unsqueeze(1)
-            if channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp):
-                output = model(image)
-            loss = F.l1_loss(output.float(), target)
+            output, target = model_outputs(model, batch, device, "unet", amp, channels_last)  # the loop's own step
+            loss = F.l1_loss(output, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             done += 1
-            seen += image.shape[0]
+            seen += output.shape[0]
             if done >= steps + warmup:
                 break
     sync(device)

@@ -284,16 +284,20 @@ def reconstruct_chunk(
         magnitude[idx] = mag.float()
         iterations = max(iterations, its)
         history = hist or history
+    # the per-slice report: one host read per tensor, not one per slice and value
+    chosen_h, lam_h, base_h = chosen.tolist(), lam.tolist(), base.tolist()
+    residuals_h = {f: e.tolist() for f, e in residuals.items()}
+    lam_errors_h = {k: e.tolist() for k, e in lam_errors.items()}
     slices = []
     for j in range(s):
-        form = forms[int(chosen[j])]
+        form = forms[chosen_h[j]]
         info = {
             "formulation": form if multicoil else "single-coil",
-            "lambda": float(lam[j]) * (COIL_LAM_FACTOR if form == "coil" else 1.0),
+            "lambda": lam_h[j] * (COIL_LAM_FACTOR if form == "coil" else 1.0),
         }
-        if residuals:
-            info["residual"] = {f: round(float(e[j]), 7) for f, e in residuals.items()}
-        if lam_errors:
-            info["holdout_error"] = {f"{float(base[j]) * k:.6g}": round(float(e[j]), 6) for k, e in lam_errors.items()}
+        if residuals_h:
+            info["residual"] = {f: round(e[j], 7) for f, e in residuals_h.items()}
+        if lam_errors_h:
+            info["holdout_error"] = {f"{base_h[j] * k:.6g}": round(e[j], 6) for k, e in lam_errors_h.items()}
         slices.append(info)
     return ChunkResult(magnitude, slices, iterations, notes, history, sens_used)

@@ -64,7 +64,7 @@ from mrirecon.pipelines.oom import drop_failed_chunk, is_out_of_memory, release_
 from mrirecon.pipelines.sampling import SamplingMask, sampling_for
 
 
-class VolumeJob:
+class VolumeJob(ABC):
     """One volume being reconstructed by a method (see the module docstring)."""
 
     def __init__(self, volume: Volume, sampling: SamplingMask | None, device: torch.device):
@@ -74,9 +74,9 @@ class VolumeJob:
         self.mask = None if sampling is None else torch.from_numpy(sampling.mask).to(device)
         self.notes: list[str] = []
 
+    @abstractmethod
     def reconstruct(self, kspace: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Real images ``(stop - start, h, w)`` of the masked k-space chunk ``kspace`` on the device."""
-        raise NotImplementedError
 
     def attrs(self) -> dict[str, Any]:
         """Attributes the output file carries besides the runner's own."""

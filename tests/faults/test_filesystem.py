@@ -3,7 +3,6 @@ Whatever happens: one sentence, an exit code in {1, 2}, inputs unchanged, no par
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from cli_helpers import run_cli
 from faults.fault_helpers import leftovers, tree_hashes, write_small_volume
 
 #: The batch layer (input dedupe, output==input refusal, clean stops) is issue 8's.
-BATCH_LAYER = importlib.util.find_spec("mrirecon.pipelines.inputs") is not None
-needs_batch_layer = pytest.mark.skipif(not BATCH_LAYER, reason="output==input refusal is in issue 8's batch layer, not merged here yet")
 
 
 def _volumes(folder: Path, n: int = 2, **kwargs) -> list[Path]:
@@ -88,7 +85,6 @@ def test_output_symlink_to_the_input_never_writes_through(tmp_path: Path) -> Non
     assert leftovers(tmp_path) == []
 
 
-@needs_batch_layer
 @pytest.mark.parametrize("command", ["zf-recon", "subsample"])
 def test_output_folder_equal_to_the_input_folder_is_refused(tmp_path: Path, command: str) -> None:
     _volumes(tmp_path / "d", 2)
@@ -98,7 +94,6 @@ def test_output_folder_equal_to_the_input_folder_is_refused(tmp_path: Path, comm
     assert tree_hashes(tmp_path / "d") == before
 
 
-@needs_batch_layer
 def test_two_inputs_with_one_basename_are_refused(tmp_path: Path) -> None:
     write_small_volume(tmp_path / "a" / "x.h5", seed=1)
     write_small_volume(tmp_path / "b" / "x.h5", seed=2)
@@ -107,7 +102,6 @@ def test_two_inputs_with_one_basename_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "x.h5").exists()
 
 
-@needs_batch_layer
 def test_the_same_file_twice_is_one_input(tmp_path: Path) -> None:
     (src,) = _volumes(tmp_path / "in", 1)
     out = tmp_path / "s.json"
@@ -116,7 +110,6 @@ def test_the_same_file_twice_is_one_input(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["succeeded"] == 1
 
 
-@needs_batch_layer
 def test_folder_without_h5_files_is_named(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no scans here")
@@ -124,7 +117,6 @@ def test_folder_without_h5_files_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 2 and str(tmp_path / "empty") in result.stderr
 
 
-@needs_batch_layer
 def test_folder_with_hdf5_and_a_dangling_symlink(tmp_path: Path) -> None:
     """.hdf5 files are inputs too; a dangling symlink in the folder is reported, not skipped."""
     write_small_volume(tmp_path / "in" / "a.hdf5")
