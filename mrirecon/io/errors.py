@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 class InputError(Exception):
     """A file (or option) that cannot be used; the message is one sentence naming the file."""
@@ -24,3 +26,10 @@ class OutputExistsError(InputError):
 class OutputError(InputError):
     """An output that could not be written (full disk, quota, read-only, permissions, a folder
     in the way); nothing was left behind. A failed file (exit 1), not bad input."""
+
+
+def require_finite(path: str | Path, samples: np.ndarray, problem: str = "has NaN or Inf values") -> None:
+    """Raise ``InputError(path, problem)`` if complex64 or float ``samples`` hold a NaN or an Inf."""
+    values = samples.view(np.float32) if samples.dtype == np.complex64 else samples
+    if not np.isfinite(values).all():
+        raise InputError(path, problem)

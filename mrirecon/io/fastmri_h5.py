@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from mrirecon.io.atomic import atomic_h5, check_writable  # noqa: F401  (re-exported: old import path)
-from mrirecon.io.errors import InputError
+from mrirecon.io.errors import InputError, require_finite
 from mrirecon.io.h5_input import check_bounds, get_dataset, open_h5, read_dataset
 from mrirecon.io.header import Header, HeaderError, parse_header
 
@@ -86,8 +86,7 @@ class Volume:
         data = self.handle["kspace"][start:stop]
         if data.dtype != np.complex64:
             data = data.astype(np.complex64)
-        if not np.isfinite(data.view(np.float32)).all():
-            raise InputError(self.path, f"kspace has NaN or Inf values in slices {start}..{stop - 1}")
+        require_finite(self.path, data, f"kspace has NaN or Inf values in slices {start}..{stop - 1}")
         return data
 
     def read_slice(self, index: int) -> np.ndarray:

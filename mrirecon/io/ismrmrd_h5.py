@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mrirecon.io.errors import InputError
+from mrirecon.io.errors import InputError, require_finite
 from mrirecon.io.h5_input import read_dataset
 from mrirecon.io.raw_scan import Geometry, RawScan
 
@@ -150,8 +150,7 @@ def _scan_from_table(path: Path, header, table: np.ndarray) -> RawScan:
             f"misses {int((inside == 0).sum())} lines inside encodingLimits (first: slice {s}, column {col + first}): "
             "undersampled scans are not supported",
         )
-    if not np.isfinite(kspace.view(np.float32)).all():
-        raise InputError(path, "has NaN or Inf samples")
+    require_finite(path, kspace, "has NaN or Inf samples")
     noise, dwell_ratio = None, None
     if noise_rows.any():
         noise_head = head[noise_rows]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrirecon.io.errors import InputError
+from mrirecon.io.errors import InputError, require_finite
 
 #: Axis letters: S slices, C coils, H readout (rows), W phase-encode (columns, masks act here).
 AXIS_LETTERS = "SCHW"
@@ -47,6 +47,5 @@ def load_npy_kspace(path: str | Path, axes: str | None = None) -> np.ndarray:
     array = np.array(np.transpose(data, order), dtype=np.complex64, order="C")  # a writable copy
     if "S" not in axes:
         array = array[None]
-    if not np.isfinite(array.view(np.float32)).all():
-        raise InputError(path, "has NaN or Inf values")
+    require_finite(path, array)
     return array

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrirecon.io.errors import InputError
+from mrirecon.io.errors import InputError, require_finite
 from mrirecon.io.raw_scan import Geometry, RawScan
 
 #: Siemens protocol value for "partial Fourier off" (ucPhasePartialFourier, ucReadoutPartialFourier).
@@ -177,8 +177,7 @@ def _scan_from_measurement(path: Path, meas: dict, index: int, count: int) -> Ra
             f"misses {len(missing)} of {filled.size} lines (first: slice {s}, line {line}): "
             "undersampled (iPAT) or truncated scans are not supported",
         )
-    if not np.isfinite(kspace.view(np.float32)).all():
-        raise InputError(path, "has NaN or Inf samples")
+    require_finite(path, kspace, "has NaN or Inf samples")
     hdr = meas.get("hdr", {})
     dicom = hdr.get("Dicom", {})
     oversampling = float(dicom.get("flReadoutOSFactor") or 1.0)
