@@ -40,7 +40,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DIR = REPO.parent / "shared" / "data" / "real"
@@ -95,36 +95,33 @@ def undersample(work: Path, folders: dict[str, Path], accel: int, sets: list[str
     return out
 
 
-def train_snapshots(model: str, accel: int, budgets: list[float], folders: dict[str, Path], work: Path,
-                    python: str) -> dict[float, Path]:
-    """Train ``model`` at ``accel`` in one run, copying its checkpoint at each CPU-minute budget.
+def train_to(model: str, accel: int, budget: float, previous: float | None, folders: dict[str, Path], work: Path,
+             python: str) -> Path:
+    """The checkpoint of ``model`` at ``accel`` after ``budget`` CPU minutes of training.
 
-    Each session runs with ``--max-cpu-minutes`` set to the next budget's increment and resumes
-    the previous budget's checkpoint (bit-exact), so snapshot ``b`` is the state after ``b``
-    CPU minutes of training. Snapshots already on disk are kept (the script can be rerun)."""
+    One run per model and accel: the first budget starts it, each later one resumes the
+    ``previous`` budget's checkpoint (bit-exact) with ``--max-cpu-minutes`` set to the difference,
+    so snapshot ``b`` is the state after ``b`` CPU minutes. Snapshots on disk are kept (the script
+    can be rerun, or stopped after any budget)."""
     recipe = hashlib.sha256(PRESETS[model].read_bytes()).hexdigest()[:8]  # a changed preset trains again
     run = work / f"run_{model}_{accel}x_{recipe}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    snapshot = work / f"ckpt_{model}_{accel}x_{recipe}_{budget:g}min.pt"
+    if snapshot.exists():
+        return snapshot
     base = [python, "-m", "mrirecon", "train", "-o", run, "--device", "cpu", "--quiet"]
-    snapshots, previous = {}, 0.0
-    for budget in sorted(budgets):
-        snapshot = work / f"ckpt_{model}_{accel}x_{recipe}_{budget:g}min.pt"
-        if not snapshot.exists():
-            if previous == 0:
-                command = [*base, "--overwrite", "--train", folders["train"], "--val", folders["val"],
-                           "--config", PRESETS[model], "--accel", accel, "--center-fraction", CENTER_FRACTIONS[accel],
-                           "--epochs", 1_000_000, "--schedule", "none"]
-            else:
-                shutil.copyfile(snapshots[previous], run / "last.pt")  # a rerun resumes from the budget, not beyond
-                command = [*base, "--resume"]
-            subprocess.run([str(c) for c in command + ["--max-cpu-minutes", f"{budget - previous:g}"]],
-                           check=True, cwd=REPO, env=env)
-            partial = snapshot.with_suffix(".partial")
-            shutil.copyfile(run / "last.pt", partial)
-            partial.replace(snapshot)
-        snapshots[budget] = snapshot
-        previous = budget
-    return snapshots
+    if previous is None:
+        command = [*base, "--overwrite", "--train", folders["train"], "--val", folders["val"],
+                   "--config", PRESETS[model], "--accel", accel, "--center-fraction", CENTER_FRACTIONS[accel],
+                   "--epochs", 1_000_000, "--schedule", "none", "--max-cpu-minutes", f"{budget:g}"]
+    else:
+        shutil.copyfile(work / f"ckpt_{model}_{accel}x_{recipe}_{previous:g}min.pt", run / "last.pt")
+        command = [*base, "--resume", "--max-cpu-minutes", f"{budget - previous:g}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    subprocess.run([str(c) for c in command], check=True, cwd=REPO, env=env)
+    partial = snapshot.with_suffix(".partial")
+    shutil.copyfile(run / "last.pt", partial)
+    partial.replace(snapshot)
+    return snapshot
 
 
 def steps_done(checkpoint: Path) -> int:
@@ -155,48 +152,53 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything: data, training (``--jobs`` at once), reconstructions, scores; the results."""
+def run(args: argparse.Namespace, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Everything: data, baselines, then budget by budget: training (``--jobs`` runs at once),
+    reconstructions and scores. ``progress(results)`` is called after each budget."""
     import torch
 
     torch.set_num_threads(args.threads)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     folders = prepare(work, args)
-    jobs = [(model, accel) for accel in args.accels for model in args.models]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {job: pool.submit(train_snapshots, *job, args.budgets, folders, work, args.python) for job in jobs}
-        snapshots = {job: future.result() for job, future in futures.items()}
-
     sets = ["test"] + (["real"] if args.real else [])
-    rows: list[dict[str, Any]] = []
-    for accel in args.accels:
-        data = undersample(work, folders, accel, sets)
-        methods: dict[str, tuple[str, str, list[object], int | None]] = {
-            "zf": (ZF, "-", ["zf-recon", "--device", "cpu"], None),
-            "cs": (CS, "-", ["cs-recon", "--device", "cpu"], None),
-        }
-        for (model, job_accel), snaps in snapshots.items():
-            if job_accel == accel:
-                for budget, path in snaps.items():
-                    methods[f"{model}_{budget:g}min"] = (model, f"{budget:g}", ["unet-recon", "--checkpoint", path,
-                                                                               "--device", "cpu"], steps_done(path))
-        seconds: dict[str, dict[str, list[float]]] = {s: {} for s in sets}
-        scores: dict[str, dict] = {}
+    data = {accel: undersample(work, folders, accel, sets) for accel in args.accels}
+    results: dict[str, Any] = {
+        "budget_unit": "CPU minutes of the training process, torch at 1 thread", "threads": args.threads,
+        "test_volumes": args.test_volumes, "train_volumes": args.train_volumes, "real_scans": list(args.real),
+        "rows": []}
+
+    def add_row(key: str, method: str, budget: str, accel: int, command: list[object], steps: int | None) -> None:
+        row: dict[str, Any] = {"method": method, "cpu_minutes": budget, "steps": steps, "accel": accel}
         for name in sets:
-            recons = {}
-            for key, (_, _, command, _) in methods.items():
-                recons[key] = work / "recon" / f"{name}_{accel}x" / key
-                recons[key].parent.mkdir(parents=True, exist_ok=True)
-                seconds[name][key] = reconstruct(command, data[name], recons[key])
-            scores[name] = score(folders[name], recons, work / "recon" / f"scores_{name}_{accel}x.json")
-        for key, (method, budget, _, steps) in methods.items():
-            rows.append({"method": method, "cpu_minutes": budget, "steps": steps, "accel": accel,
-                         "seconds_per_volume": mean(seconds["test"][key]),
-                         **{f"{name}_volumes": scores[name][key] for name in sets}})
-    return {"budget_unit": "CPU minutes of the training process, torch at 1 thread", "threads": args.threads,
-            "test_volumes": args.test_volumes, "train_volumes": args.train_volumes, "real_scans": list(args.real),
-            "rows": rows}
+            out = work / "recon" / f"{name}_{accel}x" / key
+            out.parent.mkdir(parents=True, exist_ok=True)
+            seconds = reconstruct(command, data[accel][name], out)
+            if name == "test":
+                row["seconds_per_volume"] = mean(seconds)
+            row[f"{name}_volumes"] = score(folders[name], {key: out}, out.parent / f"scores_{key}.json")[key]
+        results["rows"].append(row)
+
+    for accel in args.accels:
+        add_row("zf", ZF, "-", accel, ["zf-recon", "--device", "cpu"], None)
+        add_row("cs", CS, "-", accel, ["cs-recon", "--device", "cpu"], None)
+    jobs = [(model, accel) for accel in args.accels for model in args.models]
+    previous: float | None = None
+    for budget in sorted(args.budgets):
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(train_to, model, accel, budget, previous, folders, work, args.python)
+                       for model, accel in jobs]
+            snapshots = [future.result() for future in futures]
+        for (model, accel), snapshot in zip(jobs, snapshots):
+            add_row(f"{model}_{budget:g}min", model, f"{budget:g}", accel,
+                    ["unet-recon", "--checkpoint", snapshot, "--device", "cpu"], steps_done(snapshot))
+        previous = budget
+        if progress is not None:
+            progress(results)
+    order = [ZF, CS, *args.models]
+    results["rows"].sort(key=lambda r: (r["accel"], order.index(r["method"]),
+                                        0.0 if r["cpu_minutes"] == "-" else float(r["cpu_minutes"])))
+    return results
 
 
 def summarise(row: dict[str, Any], name: str, volumes: list[str] | None = None) -> tuple[float, float]:
@@ -218,7 +220,7 @@ def tables(results: dict[str, Any]) -> str:
         "",
         "| method | CPU min | steps | accel | sample SSIM | sample PSNR | recon s/volume |"
         + (" real brain SSIM | real brain PSNR |" if brain else "")
-        + (f" {len(phantoms)} phantoms SSIM | phantoms PSNR |" if phantoms else ""),
+        + (f" phantoms SSIM ({len(phantoms)} scans) | phantoms PSNR |" if phantoms else ""),
         "|---|---|---|---|---|---|---|" + "---|---|" * (bool(brain) + bool(phantoms)),
     ]
     for row in results["rows"]:
@@ -269,10 +271,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    results = run(args)
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2))
+
+    def write(results: dict[str, Any]) -> None:  # after each budget: what is done so far
+        if args.json is not None:
+            args.json.write_text(json.dumps(results, indent=2))
+
+    results = run(args, write)
+    write(results)
     print(tables(results))
 
 
