@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from mrirecon import __version__
+from mrirecon import __version__, openmp  # noqa: F401  (openmp: the wait policy, before torch loads)
 from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.io.errors import OutputExistsError
