@@ -22,7 +22,7 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("step", "cosine", "none")
 LOSSES = ("l1", "ssim")
 #: Options that may change when a run is resumed; the rest come from the checkpoint.
-RESUMABLE_OVERRIDES = ("epochs", "max_steps", "max_minutes", "device", "amp", "compile", "workers", "val_batch_size",
+RESUMABLE_OVERRIDES = ("epochs", "max_steps", "max_minutes", "max_cpu_minutes", "device", "amp", "compile", "workers", "val_batch_size",
                        "device_transform")
 
 
@@ -53,6 +53,7 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None
     max_minutes: float | None = None
+    max_cpu_minutes: float | None = None  # CPU time of the training process (benchmarks: independent of load)
     batch_size: int = 1
     loss: str = "l1"
     optimizer: str = "adam"
@@ -118,6 +119,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "epochs": (1, 10**6, False, False),
     "max_steps": (0, 10**9, False, False),
     "max_minutes": (0, 10**6, True, False),
+    "max_cpu_minutes": (0, 10**6, True, False),
     "batch_size": (1, 4096, False, False),
     "val_batch_size": (1, 4096, False, False),
     "lr": (0, 10, True, False),
