@@ -603,6 +603,10 @@ def cs_recon_command(
         "oversampled readout). 2D masks always use the whole grid."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the objective per iteration."),
+    compile_iteration: bool = typer.Option(
+        False, "--compile", help="CUDA: run ADMM's multi-coil iteration through torch.compile with CUDA graphs "
+        "(mode reduce-overhead); compiling costs time once per chunk shape, so it pays on many or large volumes. "
+        "Ignored on a CPU (noted). Default: eager."),
     shard: Optional[str] = ShardOption,
     skip_existing: bool = SkipExistingOption,
     dry_run: bool = DryRunOption,
@@ -623,7 +627,7 @@ def cs_recon_command(
     config = CSConfig(
         lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps, reg=reg,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
-        coil_energy=coil_energy, full_readout=full_readout,
+        coil_energy=coil_energy, full_readout=full_readout, compile=compile_iteration,
     )
     refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)

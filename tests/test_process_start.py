@@ -1,4 +1,5 @@
-"""The command line sets OpenMP's wait policy before torch loads, and keeps a user's choice."""
+"""What every command's process start does: OpenMP's wait policy set before torch loads (a user's
+choice kept), and fastMRI's mask module loaded without fastMRI's dataset imports (pandas)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+from fastmri.data.subsample import create_mask_for_mask_type
+
 from mrirecon import openmp
+from mrirecon.mri import masks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +27,9 @@ class Spy:
         return None
 sys.meta_path.insert(0, Spy())
 import mrirecon.cli, os, torch
-print(os.environ.get("OMP_WAIT_POLICY"))
+from mrirecon.mri.masks import column_mask
+column_mask("random", 368, 4, 0.08, seed=(1, 2))
+print(os.environ.get("OMP_WAIT_POLICY"), "pandas" in sys.modules)
 """
 
 
@@ -33,8 +41,8 @@ def _probe(**env: str) -> str:
     return result.stdout.strip()
 
 
-def test_cli_sets_passive_wait_before_torch_loads() -> None:
-    assert _probe() == "PASSIVE"
+def test_cli_sets_passive_wait_before_torch_loads_and_skips_pandas() -> None:
+    assert _probe() == "PASSIVE False"
 
 
 def test_a_users_policy_or_spin_count_is_kept(monkeypatch) -> None:
@@ -44,3 +52,14 @@ def test_a_users_policy_or_spin_count_is_kept(monkeypatch) -> None:
     monkeypatch.setenv("GOMP_SPINCOUNT", "300000")
     assert openmp.prefer_passive_wait() is None
     assert "OMP_WAIT_POLICY" not in os.environ
+
+
+@pytest.mark.parametrize("mask_type", masks.COLUMN_MASK_TYPES)
+def test_standalone_fastmri_mask_module_draws_fastmris_masks(mask_type: str, monkeypatch) -> None:
+    monkeypatch.delitem(sys.modules, "fastmri.data.subsample")
+    assert masks.fastmri_subsample() is masks._standalone_subsample()
+    seed = masks.volume_seed("file1000031.h5")
+    ours, num_low = masks.column_mask(mask_type, 372, 4, 0.08, seed=seed)
+    ref, ref_low = create_mask_for_mask_type(mask_type, [0.08], [4])((1, 372, 1), seed=seed)
+    np.testing.assert_array_equal(ours, ref.numpy().reshape(-1).astype(bool))
+    assert num_low == ref_low
