@@ -112,7 +112,9 @@ class FastmriVarNetInput(torch.nn.Module):
         super().__init__()
         self.varnet = varnet
 
-    def forward(self, kspace: torch.Tensor, mask: torch.Tensor, num_low: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, kspace: torch.Tensor, mask: torch.Tensor, num_low: torch.Tensor | None = None,
+                rows: int | None = None) -> torch.Tensor:
+        # ``rows`` (our readout crop) has no fastMRI counterpart: it always runs on the full readout.
         return self.varnet(torch.view_as_real(kspace), mask.unsqueeze(-1).bool(), None)
 
 

@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -124,6 +124,13 @@ def train_to(model: str, accel: int, budget: float, previous: float | None, fold
     return snapshot
 
 
+def _after(before: Future | None, function: Callable[..., Path], *args: Any) -> Path:
+    """``function(*args)`` once ``before`` (the same run's previous budget) has finished."""
+    if before is not None:
+        before.result()
+    return function(*args)
+
+
 def steps_done(checkpoint: Path) -> int:
     """The optimiser steps a checkpoint has taken."""
     from mrirecon.train.checkpoint import load_checkpoint
@@ -179,22 +186,29 @@ def run(args: argparse.Namespace, progress: Callable[[dict[str, Any]], None] | N
             row[f"{name}_volumes"] = score(folders[name], {key: out}, out.parent / f"scores_{key}.json")[key]
         results["rows"].append(row)
 
-    for accel in args.accels:
-        add_row("zf", ZF, "-", accel, ["zf-recon", "--device", "cpu"], None)
-        add_row("cs", CS, "-", accel, ["cs-recon", "--device", "cpu"], None)
     jobs = [(model, accel) for accel in args.accels for model in args.models]
-    previous: float | None = None
-    for budget in sorted(args.budgets):
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(train_to, model, accel, budget, previous, folders, work, args.python)
-                       for model, accel in jobs]
-            snapshots = [future.result() for future in futures]
-        for (model, accel), snapshot in zip(jobs, snapshots):
-            add_row(f"{model}_{budget:g}min", model, f"{budget:g}", accel,
-                    ["unet-recon", "--checkpoint", snapshot, "--device", "cpu"], steps_done(snapshot))
-        previous = budget
-        if progress is not None:
-            progress(results)
+    budgets = sorted(args.budgets)
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    try:  # training goes on to the next budget while this thread reconstructs and scores the last
+        futures: dict[tuple[str, int, float], Future] = {}
+        for i, budget in enumerate(budgets):
+            previous = budgets[i - 1] if i else None
+            for model, accel in jobs:
+                after = futures.get((model, accel, previous)) if previous is not None else None
+                futures[model, accel, budget] = pool.submit(_after, after, train_to, model, accel, budget, previous,
+                                                            folders, work, args.python)
+        for accel in args.accels:  # while the first budget trains
+            add_row("zf", ZF, "-", accel, ["zf-recon", "--device", "cpu"], None)
+            add_row("cs", CS, "-", accel, ["cs-recon", "--device", "cpu"], None)
+        for budget in budgets:
+            for model, accel in jobs:
+                snapshot = futures[model, accel, budget].result()
+                add_row(f"{model}_{budget:g}min", model, f"{budget:g}", accel,
+                        ["unet-recon", "--checkpoint", snapshot, "--device", "cpu"], steps_done(snapshot))
+            if progress is not None:
+                progress(results)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     order = [ZF, CS, *args.models]
     results["rows"].sort(key=lambda r: (r["accel"], order.index(r["method"]),
                                         0.0 if r["cpu_minutes"] == "-" else float(r["cpu_minutes"])))

@@ -38,6 +38,9 @@ class TrainConfig:
     cascades: int = 12
     sens_chans: int = 8
     sens_pools: int = 4
+    readout_crop: bool = False  # VarNet: run on the target's rows of the readout (exact; see models.varnet)
+    virtual_coils: int = 0  # VarNet: compress the coils to this many virtual coils (0: keep all)
+    warm_start: bool = False  # VarNet: start from RSS-normalised low-resolution maps and near-zero cascades
     chans: int = 32
     pools: int = 4
     norm: str = "group"
@@ -132,6 +135,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "cascades": (1, 64, False, False),
     "sens_chans": (1, 1024, False, False),
     "sens_pools": (1, 10, False, False),
+    "virtual_coils": (0, 1024, False, False),
 }
 
 #: Largest model a config may describe, and the activation memory of one 320x320 slice.

@@ -115,7 +115,7 @@ def model_outputs(
         target = batch["target"].to(device, non_blocking=True)
         with autocast(device, amp):
             output = forward(batch["kspace"].to(device, non_blocking=True), batch["mask"].to(device, non_blocking=True),
-                             batch["num_low"].to(device))
+                             batch["num_low"].to(device), rows=target.shape[-2])
         output = center_crop(output.float(), tuple(target.shape[-2:]))
         scale = batch["max"].to(device).view(-1, 1, 1)
         return (output / scale).unsqueeze(1), (target / scale).unsqueeze(1)
