@@ -1,34 +1,51 @@
 """Benchmark ``mrirecon cs-recon`` against BART (``ecalib -m1`` + ``pics -R T``, and ``pics -l1``)
 and SigPy (``EspiritCalib`` + ``TotalVariationRecon``) on the same undersampled slices.
 
-Per case: zero-filled; mrirecon's default (TV) and its best over a lambda sweep, ``--reg wavelet``
-and ``--maps auto`` at their defaults; BART's best TV and best ``-l1`` over a sweep.
+Per case and acceleration (4x and 8x, fastMRI random column masks drawn exactly as ``mrirecon
+subsample`` draws them; 8x keeps a 4% centre): the zero-filled SSIM; ``cs-recon`` at its defaults
+with ``--reg tv`` and ``--reg wavelet``; BART's best TV (lambda sweep, ``-u 0.05`` and its default
+penalty at the best lambda) and best ``pics -l1`` (lambda sweep); optionally mrirecon's best TV over
+a lambda sweep (``--sweep-ours``), ``--maps auto`` (``--maps-auto``) and SigPy (``--sigpy``).
+Wall time per volume of each (mrirecon: the whole process), SSIM and PSNR (fastMRI's metrics
+after fastMRI's crop), and mrirecon's default TV time over BART's.
 
-Cases: generated sample scans (multi- and single-coil), the real 4-coil brain, the same brain with
-its field of view halved (every other phase-encode column dropped: it folds over itself), the
-real 7-slice 8-coil GE phantom and the real single-coil GRE phantom, at 4x and 8x
-(fastMRI random column masks, drawn exactly as ``mrirecon subsample`` draws them), plus a
-knee-sized timing case (``sample-data --preset knee``, 15 coils, 640x368, a few slices). Each
-tool gets a small lambda sweep (BART also ``-u 0.05``) and its best setting by SSIM is reported;
-all tools run with the same thread count. Prints one table: wall time per volume, SSIM and PSNR
-(fastMRI's metrics after fastMRI's crop) per tool, and mrirecon's time over BART's.
+The suite (``--list`` prints it): generated sample scans, three seeds per challenge (multi- and
+single-coil); every real scan in ``../shared/data/real/`` with ground truth: the 4-coil brain, the
+same brain as one virtual coil (its first SVD coil: a real single-coil brain), the brain with its
+field of view halved (every other phase-encode column of the fully sampled data dropped: it folds
+over itself), the 7-slice 8-coil GE phantom, the single-coil GRE phantom, the 16-coil phantoms
+(128 and 96) and the 2-coil GRE phantom with 2x readout oversampling; and a knee-sized timing case
+(``sample-data --preset knee``, 15 coils, 640x368, a few slices; 4x only). ``--cases`` runs the
+cases whose label contains any of its comma-separated texts; ``--json`` appends each finished row
+to a file and ``--table FILE`` prints the table of such files, so the suite can run in pieces.
+All tools run with the same thread count.
 
 Installs BART (``apt-get install -y bart``) and SigPy (``pip install sigpy``) when missing;
 neither is a runtime dependency of mrirecon.
 
-Usage: .venv/bin/python scripts/bench_cs.py [--threads 2] [--knee-slices 3] [--work /tmp/bench_cs]
+The knee case also reports CPU time (user + system of the whole child processes) beside wall
+time: on a shared machine wall time measures the other users' load as much as the tool. Both
+tools run under the same OpenMP wait policy (``--wait-policy``; ``passive``, mrirecon's own
+default, see ``mrirecon.openmp``; ``spin``: GNU OpenMP's default spinning for both).
+
+Usage: .venv/bin/python scripts/bench_cs.py [--threads 2] [--knee-slices 3] [--cases brain,GE]
+       [--no-knee] [--json rows.jsonl] [--work /tmp/bench_cs]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -37,11 +54,13 @@ REAL = REPO.parent / "shared" / "data" / "real"
 
 
 # --- tools -----------------------------------------------------------------------------------
-def ensure_tools() -> None:
-    """Install BART and SigPy when they are missing."""
+def ensure_tools(sigpy: bool = True) -> None:
+    """Install BART (and SigPy) when they are missing."""
     if shutil.which("bart") is None:
         subprocess.run(["apt-get", "update"], check=False, capture_output=True)
         subprocess.run(["apt-get", "install", "-y", "bart"], check=True, capture_output=True)
+    if not sigpy:
+        return
     try:
         import sigpy  # noqa: F401
     except ImportError:
@@ -64,34 +83,90 @@ def read_cfl(stem: Path) -> np.ndarray:
 
 
 # --- data ------------------------------------------------------------------------------------
-def prepare(work: Path, knee_slices: int) -> list[tuple[str, Path]]:
-    """Fully sampled fastMRI files for every case."""
-    from mrirecon.pipelines.convert import ConvertConfig, convert_npy
-    from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+#: Sample-data seeds per challenge (the issue's examples: ``--seed 21`` multi-coil, ``--seed 22`` single-coil).
+SAMPLE_SEEDS = (21, 22, 23)
+#: Real scans with ground truth: (label, file stem, variant). ``aliased``: every other phase-encode
+#: column dropped (half the field of view); ``virtual1``: the first SVD virtual coil (single-coil).
+REAL_CASES = (
+    ("real brain 4-coil", "brain_t2_4coil", None),
+    ("real brain 1-coil (virtual coil)", "brain_t2_4coil", "virtual1"),
+    ("real brain aliased FOV", "brain_t2_4coil", "aliased"),
+    ("real GE phantom 8-coil 7 sl", "phantom_gre_8coil_7slices", None),
+    ("real GRE phantom 1-coil", "phantom_gre_1coil", None),
+    ("real phantom 16-coil", "phantom_16coil", None),
+    ("real phantom 16-coil 96", "phantom_16coil_96_with_noise", None),
+    ("real GRE phantom 2-coil os2", "phantom_gre_2coil_os2", None),
+)
 
-    files = []
-    for challenge, coils in (("multicoil", 8), ("singlecoil", None)):
-        out = work / "data" / challenge
+
+@dataclass
+class Case:
+    """One scan of the suite: ``make(work)`` writes its fully sampled fastMRI file (once) and returns the path."""
+
+    label: str
+    make: Callable[[Path], Path]
+    accels: tuple[int, ...] = (4, 8)
+    knee: bool = False
+
+
+def _sample(challenge: str, seed: int, preset: str = "small", slices: int = 2) -> Callable[[Path], Path]:
+    def make(work: Path) -> Path:
+        from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+
+        out = work / "data" / f"{preset}_{challenge}_{seed}_{slices}"
         if not out.exists():
-            generate_sample_data(out, SampleDataConfig(challenge=challenge, volumes=1, slices=2, coils=coils), quiet=True)
-        files.append((f"sample {challenge}", next(out.glob("*.h5"))))
-    for label, name, alias in (("real brain 4-coil", "brain_t2_4coil", False), ("real brain aliased FOV", "brain_t2_4coil", True),
-                               ("real GE phantom 8-coil 7 sl", "phantom_gre_8coil_7slices", False),
-                               ("real GRE phantom 1-coil", "phantom_gre_1coil", False)):
-        out = work / "data" / f"{name}{'_aliased' if alias else ''}.h5"
+            coils = 8 if challenge == "multicoil" and preset == "small" else None
+            config = SampleDataConfig(challenge=challenge, preset=preset, volumes=1, slices=slices, coils=coils, seed=seed)
+            generate_sample_data(out, config, quiet=True)
+        return next(out.glob("*.h5"))
+
+    return make
+
+
+def real_variant(kspace: np.ndarray, variant: str | None) -> np.ndarray:
+    """A real scan's k-space as the suite uses it (see ``REAL_CASES``)."""
+    if variant == "aliased":
+        return np.ascontiguousarray(kspace[..., ::2])
+    if variant == "virtual1":  # the dominant coil combination of all slices: a linear, real single-coil acquisition
+        coils = np.moveaxis(kspace, 1, 0).reshape(kspace.shape[1], -1)
+        _, vectors = np.linalg.eigh(coils @ coils.conj().T)
+        return np.einsum("c,sc...->s...", vectors[:, -1].conj(), kspace).astype(np.complex64)
+    return kspace
+
+
+def _real(name: str, variant: str | None, real_dir: Path) -> Callable[[Path], Path]:
+    def make(work: Path) -> Path:
+        from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+
+        stem = name if variant is None else f"{name}_{variant}"
+        out = work / "data" / f"{stem}.h5"
         if not out.exists():
-            source = REAL / f"{name}.npy"
-            if alias:  # every other phase-encode column of the fully sampled data: half the field of view
-                source = work / "data" / f"{name}_aliased.npy"
-                np.save(source, np.ascontiguousarray(np.load(REAL / f"{name}.npy")[..., ::2]))
-            convert_npy(source, out, ConvertConfig())
-        files.append((label, out))
+            source = real_dir / f"{name}.npy"
+            if variant is not None:
+                source = work / "data" / f"{stem}.npy"
+                source.parent.mkdir(parents=True, exist_ok=True)
+                np.save(source, real_variant(np.load(real_dir / f"{name}.npy"), variant))
+            oversampling = 2 if name.endswith("_os2") else None
+            convert_npy(source, out, ConvertConfig(readout_oversampling=oversampling))
+        return out
+
+    return make
+
+
+def suite(knee_slices: int = 3, real_dir: Path = REAL, seeds: Sequence[int] = SAMPLE_SEEDS) -> list[Case]:
+    """Every case of the suite, in table order (nothing is written until a case's ``make`` runs)."""
+    cases = [Case(f"sample {challenge} seed {seed}", _sample(challenge, seed))
+             for challenge in ("multicoil", "singlecoil") for seed in seeds]
+    cases += [Case(label, _real(name, variant, real_dir)) for label, name, variant in REAL_CASES]
     if knee_slices:
-        out = work / "data" / "knee"
-        if not out.exists():
-            generate_sample_data(out, SampleDataConfig(preset="knee", volumes=1, slices=knee_slices), quiet=True)
-        files.append((f"knee 15-coil ({knee_slices} sl)", next(out.glob("*.h5"))))
-    return files
+        cases.append(Case(f"knee 15-coil ({knee_slices} sl)", _sample("multicoil", 0, "knee", knee_slices), (4,), knee=True))
+    return cases
+
+
+def select(cases: list[Case], patterns: str) -> list[Case]:
+    """The cases whose label contains any of the comma-separated ``patterns`` (all when empty)."""
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    return [c for c in cases if not wanted or any(p in c.label for p in wanted)]
 
 
 def undersample(path: Path, accel: int):
@@ -207,100 +282,179 @@ def compare_maps(path: Path, accel: int, tmp: Path, threads: int) -> str:
     return f"{path.name} {accel}x: |<ours, BART>| mean {inner.mean():.4f}, 5th percentile {np.percentile(inner, 5):.4f} over {support.mean():.0%} of pixels"
 
 
+@dataclass
+class Options:
+    """What to run per case besides the defaults."""
+
+    threads: int = 2
+    bart: bool = True
+    sigpy: bool = False
+    sweep_ours: bool = False
+    maps_auto: bool = False
+    repeat: int = 1  # the knee case: mrirecon's time is the median of this many whole processes
+
+
+LAMS_OURS = [0.001, 0.003, 0.01, 0.03]
+LAMS_BART = [0.003, 0.01, 0.03]
+LAMS_BART_L1 = [0.001, 0.002, 0.005, 0.01]
+LAMS_SIGPY = [0.001, 0.003, 0.01, 0.03]
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of all finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _best(best, sec: float, s: tuple[float, float], setting):
+    return (sec, s, setting) if best is None or s[0] > best[1][0] else best
+
+
+def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> dict:
+    """One table row: ``{"case", "zf": (ssim, psnr), tool: (seconds, (ssim, psnr), setting), ...}``."""
+    import torch
+
+    from mrirecon.mri.zero_filled import zero_filled
+
+    tmp = work / "bart"
+    tmp.mkdir(parents=True, exist_ok=True)
+    kspace, mask, calib, target, crop = undersample(path, accel)
+    zf = zero_filled(torch.from_numpy(kspace if kspace.shape[1] > 1 else kspace[:, 0]), crop).numpy()
+    row: dict = {"case": f"{case.label} {accel}x", "zf": score(target, zf)}
+    single = kspace.shape[1] == 1
+    # mrirecon: the whole process, at its defaults
+    runs = []
+    for _ in range(opts.repeat if case.knee else 1):
+        cpu = children_cpu()
+        sec, rec = run_mrirecon(path, accel, None, work, opts.threads)
+        runs.append((sec, children_cpu() - cpu))
+    sec, row["mrirecon cpu"] = (float(np.median([r[i] for r in runs])) for i in (0, 1))
+    row["mrirecon"] = (sec, score(target, rec), "default")
+    if not case.knee:
+        sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet")
+        row["wavelet"] = (sec, score(target, rec), "default")
+        if opts.sweep_ours:
+            best = row["mrirecon"]
+            for lam in LAMS_OURS:
+                sec, rec = run_mrirecon(path, accel, lam, work, opts.threads)
+                best = _best(best, sec, score(target, rec), lam)
+            row["mrirecon best"] = best
+        if opts.maps_auto and not single:
+            sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--maps", "auto")
+            row["maps auto"] = (sec, score(target, rec), "default")
+    if opts.bart:
+        best = None
+        for lam, rho in ([(0.01, 0.05)] if case.knee else [(lam, 0.05) for lam in LAMS_BART]):
+            try:
+                cpu = children_cpu()
+                sec, rec = run_bart(kspace, calib, lam, rho, opts.threads, tmp)
+                cpu = children_cpu() - cpu
+            except subprocess.CalledProcessError:  # e.g. ecalib aborts on a 5-column calibration
+                continue
+            new = _best(best, sec, score(target, crop_like_zf(rec, crop)), f"{lam} -u {rho}")
+            if new is not best:
+                best, row["bart cpu"] = new, cpu
+        if not case.knee and best is not None:  # BART's default ADMM penalty at its best lambda
+            lam_best = float(str(best[2]).split()[0])
+            sec, rec = run_bart(kspace, calib, lam_best, None, opts.threads, tmp)
+            best = _best(best, sec, score(target, crop_like_zf(rec, crop)), f"{lam_best}")
+        row["bart"] = best
+        if not case.knee:
+            best = None
+            for lam in LAMS_BART_L1:
+                try:
+                    sec, rec = run_bart(kspace, calib, lam, None, opts.threads, tmp, l1=True)
+                except subprocess.CalledProcessError:
+                    continue
+                best = _best(best, sec, score(target, crop_like_zf(rec, crop)), f"-l1 {lam}")
+            row["bart -l1"] = best
+    if opts.sigpy and not case.knee:
+        best = None
+        for lam in LAMS_SIGPY:
+            sec, rec = run_sigpy(kspace, mask, calib, lam)
+            best = _best(best, sec, score(target, crop_like_zf(rec, crop)), lam)
+        row["sigpy"] = best
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--knee-slices", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_cs")
-    parser.add_argument("--no-sigpy", action="store_true")
+    parser.add_argument("--sigpy", action="store_true", help="Add SigPy's best TV over a lambda sweep.")
+    parser.add_argument("--no-sigpy", action="store_true", help=argparse.SUPPRESS)  # SigPy is off unless --sigpy
+    parser.add_argument("--sweep-ours", action="store_true", help="Add mrirecon's best TV over a lambda sweep.")
+    parser.add_argument("--maps-auto", action="store_true", help="Add mrirecon's --maps auto at its defaults.")
     parser.add_argument("--knee-only", action="store_true", help="Only the knee-sized timing case.")
-    parser.add_argument("--cases", default="", help="Only cases whose label contains this text (e.g. 'aliased').")
+    parser.add_argument("--no-knee", action="store_true", help="Leave out the knee-sized timing case.")
+    parser.add_argument("--cases", default="", help="Only cases whose label contains any of these comma-separated texts (e.g. 'brain,GE').")
+    parser.add_argument("--list", action="store_true", help="Print the suite's case labels and exit.")
+    parser.add_argument("--json", type=Path, help="Append each finished row to this file (JSON lines).")
+    parser.add_argument("--table", type=Path, nargs="+", help="Print the table of rows saved by --json and exit.")
+    parser.add_argument("--compare-maps", action="store_true", help="Also compare our ESPIRiT maps with BART's ecalib.")
+    parser.add_argument("--repeat", type=int, default=3, help="Knee case: mrirecon's time is the median of this many runs.")
+    parser.add_argument("--wait-policy", choices=("passive", "spin"), default="passive",
+                        help="OMP_WAIT_POLICY for every tool: passive (mrirecon's default) or spin (GNU OpenMP's default, GOMP_SPINCOUNT=300000).")
     args = parser.parse_args()
-    ensure_tools()
+    os.environ.pop("OMP_WAIT_POLICY", None)
+    if args.wait_policy == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+        os.environ["GOMP_SPINCOUNT"] = "300000"  # GNU OpenMP's default; keeps mrirecon from choosing PASSIVE
+    cases = select(suite(0 if args.no_knee else args.knee_slices), args.cases)
+    if args.knee_only:
+        cases = [c for c in cases if c.knee]
+    if args.list:
+        print("\n".join(f"{c.label}: {', '.join(f'{a}x' for a in c.accels)}" for c in cases))
+        return
+    if args.table:
+        print_table([json.loads(line) for f in args.table for line in f.read_text().splitlines() if line.strip()])
+        return
+    ensure_tools(sigpy=args.sigpy)
     import torch
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    tmp = args.work / "bart"
-    tmp.mkdir(exist_ok=True)
-    lams_ours = [None, 0.001, 0.003, 0.01, 0.03]
-    lams_bart = [0.003, 0.01, 0.03]
-    lams_bart_l1 = [0.001, 0.003, 0.01]
-    lams_sigpy = [0.001, 0.003, 0.01, 0.03]
+    opts = Options(threads=args.threads, sigpy=args.sigpy, sweep_ours=args.sweep_ours, maps_auto=args.maps_auto, repeat=args.repeat)
     rows = []
-    for label, path in prepare(args.work, args.knee_slices):
-        knee = label.startswith("knee")
-        if (args.knee_only and not knee) or (args.cases and args.cases not in label):
-            continue
-        for accel in ([4] if knee else [4, 8]):
-            kspace, mask, calib, target, crop = undersample(path, accel)
-            from mrirecon.mri.zero_filled import zero_filled
-
-            zf = zero_filled(torch.from_numpy(kspace if kspace.shape[1] > 1 else kspace[:, 0]), crop).numpy()
-            row = {"case": f"{label} {accel}x", "zf": score(target, zf)}
-            # mrirecon: the whole process, per lambda
-            best = None
-            for lam in ([None] if knee else lams_ours):
-                sec, rec = run_mrirecon(path, accel, lam, args.work, args.threads)
-                s = score(target, rec)
-                if best is None or s[0] > best[1][0]:
-                    best = (sec, s, "default" if lam is None else lam)
-            row["mrirecon"] = best
-            if not knee:
-                for tool, extra in (("wavelet", ("--reg", "wavelet")), ("maps auto", ("--maps", "auto"))):
-                    if tool == "maps auto" and ("1-coil" in label or "singlecoil" in label):
-                        continue
-                    sec, rec = run_mrirecon(path, accel, None, args.work, args.threads, *extra)
-                    row[tool] = (sec, score(target, rec), "default")
-            best = None
-            for lam, rho in ([(0.01, 0.05)] if knee else [(lam, 0.05) for lam in lams_bart]):
-                try:
-                    sec, rec = run_bart(kspace, calib, lam, rho, args.threads, tmp)
-                except subprocess.CalledProcessError:  # e.g. ecalib aborts on a 5-column calibration
-                    continue
-                s = score(target, crop_like_zf(rec, crop))
-                if best is None or s[0] > best[1][0]:
-                    best = (sec, s, f"{lam} -u {rho}")
-            if not knee and best is not None:  # BART's default ADMM penalty at its best lambda
-                lam_best = float(str(best[2]).split()[0])
-                sec, rec = run_bart(kspace, calib, lam_best, None, args.threads, tmp)
-                s = score(target, crop_like_zf(rec, crop))
-                if s[0] > best[1][0]:
-                    best = (sec, s, f"{lam_best}")
-            row["bart"] = best
-            if not knee:
-                best = None
-                for lam in lams_bart_l1:
-                    try:
-                        sec, rec = run_bart(kspace, calib, lam, None, args.threads, tmp, l1=True)
-                    except subprocess.CalledProcessError:
-                        continue
-                    s = score(target, crop_like_zf(rec, crop))
-                    if best is None or s[0] > best[1][0]:
-                        best = (sec, s, f"-l1 {lam}")
-                row["bart -l1"] = best
-            if not args.no_sigpy and not knee:
-                best = None
-                for lam in lams_sigpy:
-                    sec, rec = run_sigpy(kspace, mask, calib, lam)
-                    s = score(target, crop_like_zf(rec, crop))
-                    if best is None or s[0] > best[1][0]:
-                        best = (sec, s, lam)
-                row["sigpy"] = best
+    for case in cases:
+        path = case.make(args.work)
+        for accel in case.accels:
+            row = run_case(case, path, accel, args.work, opts)
             rows.append(row)
             print_row(row, flush=True)
+            if args.json:
+                with args.json.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
     print_table(rows)
-    for label, path in [] if args.knee_only else prepare(args.work, 0):
-        if ("multicoil" in label or "brain" in label) and (not args.cases or args.cases in label):
-            for accel in (4, 8):
-                try:
-                    print("ESPIRiT maps vs BART ecalib -m1:", compare_maps(path, accel, tmp, args.threads))
-                except subprocess.CalledProcessError:
-                    print(f"ESPIRiT maps vs BART ecalib -m1: {label} {accel}x: BART's ecalib failed")
+    for row in rows:
+        if row.get("bart cpu") is not None and row.get("mrirecon cpu") is not None and row["case"].startswith("knee"):
+            print_timing(row, args.threads, args.wait_policy)
+    if args.compare_maps:
+        for case in cases:
+            if "multicoil" in case.label or "brain 4-coil" in case.label or "aliased" in case.label:
+                for accel in (4, 8):
+                    try:
+                        print("ESPIRiT maps vs BART ecalib -m1:", compare_maps(case.make(args.work), accel, args.work / "bart", args.threads))
+                    except subprocess.CalledProcessError:
+                        print(f"ESPIRiT maps vs BART ecalib -m1: {case.label} {accel}x: BART's ecalib failed")
 
 
-#: Table columns: mrirecon's best TV over the sweep (incl. its default), its wavelet and --maps auto defaults, BART's best TV and -l1, SigPy.
-TOOLS = ("mrirecon", "wavelet", "maps auto", "bart", "bart -l1", "sigpy")
+#: Table columns: mrirecon's default TV and wavelet, its best TV over a sweep and --maps auto (optional), BART's best TV and -l1, SigPy (optional).
+TOOLS = ("mrirecon", "wavelet", "mrirecon best", "maps auto", "bart", "bart -l1", "sigpy")
+#: How the columns are headed.
+HEADS = {"mrirecon": "cs-recon TV default", "wavelet": "cs-recon wavelet default", "mrirecon best": "cs-recon TV best",
+         "maps auto": "cs-recon --maps auto", "bart": "BART TV best", "bart -l1": "BART -l1 best", "sigpy": "SigPy TV best"}
+
+
+def print_timing(row: dict, threads: int, policy: str) -> None:
+    """Wall and CPU seconds of the whole processes, mrirecon against BART (the knee case)."""
+    ours, bart = row["mrirecon"][0], row["bart"][0]
+    cpu_ours, cpu_bart = row["mrirecon cpu"], row["bart cpu"]
+    print(f"timing {row['case']}, {threads} thread(s), OMP wait policy {policy}: mrirecon (median) {ours:.1f} s wall, {cpu_ours:.1f} s CPU; "
+          f"BART {bart:.1f} s wall, {cpu_bart:.1f} s CPU; mrirecon/BART {ours / bart:.3f} wall, {cpu_ours / cpu_bart:.3f} CPU; "
+          f"SSIM {row['mrirecon'][1][0]:.4f} vs BART {row['bart'][1][0]:.4f}")
 
 
 def print_row(row: dict, flush: bool = False) -> None:
@@ -313,18 +467,48 @@ def print_row(row: dict, flush: bool = False) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = "| case | zero-filled SSIM/PSNR | " + " | ".join(f"{t} s, SSIM/PSNR (lam)" for t in TOOLS) + " | mrirecon/BART time |"
-    print("\n" + head + "\n" + "|---" * (len(TOOLS) + 3) + "|")
+    """The markdown table (columns that no row has are left out) and how many rows meet the issue's targets."""
+    tools = [t for t in TOOLS if any(t in row for row in rows)]
+    ratio = "bart" in tools
+    head = "| case | zero-filled SSIM/PSNR | " + " | ".join(f"{HEADS[t]}: s, SSIM/PSNR (lam)" for t in tools) + " |"
+    head += " TV time / BART's |" if ratio else ""
+    print("\n" + head + "\n" + "|---" * (len(tools) + 2 + ratio) + "|")
     for row in rows:
         cells = [row["case"], f"{row['zf'][0]:.4f} / {row['zf'][1]:.2f}"]
-        for tool in TOOLS:
+        for tool in tools:
             if row.get(tool):
                 sec, (ssim, psnr), setting = row[tool]
                 cells.append(f"{sec:.1f}, {ssim:.4f} / {psnr:.2f} ({setting})")
             else:
-                cells.append("-")
-        cells.append(f"{row['mrirecon'][0] / row['bart'][0]:.2f}" if row.get("bart") else "BART failed")
+                cells.append("-" if tool not in row else "failed")
+        if ratio:
+            cells.append(f"{row['mrirecon'][0] / row['bart'][0]:.2f}" if row.get("bart") else "-" if "bart" not in row else "BART failed")
         print("| " + " | ".join(cells) + " |")
+    for line in targets(rows):
+        print(line)
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """The issue's targets, counted over ``rows``: TV and wavelet defaults >= zero-filled + 0.02, and
+    >= BART's best (TV, resp. -l1) - 0.005; each with the cases that miss it."""
+
+    def check(name: str, tool: str, reference, margin: float) -> str | None:
+        scored = [r for r in rows if r.get(tool) and reference(r) is not None]
+        if not scored:
+            return None
+        missed = [f"{r['case']} ({r[tool][1][0]:.3f} vs {reference(r):.3f})" for r in scored if r[tool][1][0] < reference(r) + margin]
+        return f"{name}: {len(scored) - len(missed)}/{len(scored)}" + (f"; missed: {', '.join(missed)}" if missed else "")
+
+    def best(tool: str):
+        return lambda r: r[tool][1][0] if r.get(tool) else None
+
+    lines = [
+        check("TV default >= zero-filled + 0.02", "mrirecon", lambda r: r["zf"][0], 0.02),
+        check("wavelet default >= zero-filled + 0.02", "wavelet", lambda r: r["zf"][0], 0.02),
+        check("TV default >= BART best TV - 0.005", "mrirecon", best("bart"), -0.005),
+        check("wavelet default >= BART best -l1 - 0.005", "wavelet", best("bart -l1"), -0.005),
+    ]
+    return [line for line in lines if line]
 
 
 if __name__ == "__main__":

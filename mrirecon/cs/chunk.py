@@ -81,6 +81,7 @@ class ChunkConfig:
     weak_lam_factor: float = 1.0
     seed: int = 0
     track_objective: bool = False
+    compile_mode: str | None = None  # ADMM's iteration through torch.compile in this mode; None: eager
 
     @property
     def selection_iters(self) -> int:
@@ -149,29 +150,32 @@ class _Problem:
                 maps2 = crop_rows(maps2, window).contiguous()
         self.kspace, self.maps, self.maps2, self.config = kspace, maps, maps2, config
 
-    def solve(self, form: str, idx: torch.Tensor, mask: torch.Tensor, lam: torch.Tensor, iters: int):
-        """``(magnitude (n, H, W), predicted k-space (n, C, H, W), iterations, history)`` for slices ``idx``."""
+    def solve(self, form: str, idx: torch.Tensor, mask: torch.Tensor, lam: torch.Tensor, iters: int, predict: bool = True):
+        """``(magnitude (n, H, W), predicted k-space (n, C, H, W), iterations, history)`` for slices ``idx``
+        (the prediction ``None`` unless ``predict``: a coil-sized FFT the final solve does not need)."""
         cfg = self.config
         k = self.kspace[idx] * _mask4(mask, self.kspace)
         if form == "coil":
             x = coil_tv_recon(k, mask, lam * COIL_LAM_FACTOR, iters, self.full_rows, coil_images=True)
-            return torch.linalg.vector_norm(x, dim=1), fft2c(x), iters, []
+            return torch.linalg.vector_norm(x, dim=1), fft2c(x) if predict else None, iters, []
         if form == "sense2":
             maps2 = self.maps2[idx]
             x = sense_sets_tv_recon(k, mask, maps2, lam, iters * PDHG_ITERATION_FACTOR, self.full_rows)
-            pred = fft2c((maps2 * x.unsqueeze(2)).sum(dim=1))
+            pred = fft2c((maps2 * x.unsqueeze(2)).sum(dim=1)) if predict else None
             return torch.linalg.vector_norm(x, dim=1), pred, iters * PDHG_ITERATION_FACTOR, []
         maps = None if self.maps is None else self.maps[idx]
         if cfg.reg != "tv":
             x = sense_wavelet_recon(k, mask, maps, lam, iters, cfg.reg, self.full_rows, cfg.seed)
             coil = x.unsqueeze(1) if maps is None else maps * x.unsqueeze(1)
-            return x.abs(), fft2c(coil), iters, []
+            return x.abs(), fft2c(coil) if predict else None, iters, []
         result = tv_recon(
             k, mask, maps, lam, solver=cfg.solver, max_iter=iters, tol=cfg.tol, kind=cfg.kind,
-            track_objective=cfg.track_objective, full_rows=self.full_rows,
+            track_objective=cfg.track_objective, full_rows=self.full_rows, compile_mode=cfg.compile_mode,
         )
-        coil = result.image.unsqueeze(1) if maps is None else maps * result.image.unsqueeze(1)
-        return result.image.abs(), fft2c(coil), result.iterations, result.history
+        pred = None
+        if predict:
+            pred = fft2c(result.image.unsqueeze(1) if maps is None else maps * result.image.unsqueeze(1))
+        return result.image.abs(), pred, result.iterations, result.history
 
 
 def reconstruct_chunk(
@@ -255,7 +259,7 @@ def reconstruct_chunk(
         idx = (chosen == i).nonzero().flatten()
         if idx.numel() == 0:
             continue
-        mag, _, its, hist = problem.solve(f, idx, mask_t, lam[idx], config.iters)
+        mag, _, its, hist = problem.solve(f, idx, mask_t, lam[idx], config.iters, predict=False)
         if magnitude is None:
             magnitude = torch.zeros(s, *mag.shape[1:], device=device)
         magnitude[idx] = mag.float()

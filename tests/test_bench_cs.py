@@ -1,0 +1,67 @@
+"""``scripts/bench_cs.py``: the suite holds every case the issue names, and one tiny case runs end to end
+(mrirecon's default TV and wavelet against zero-filled; BART left out, CI need not have it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REAL_DATA
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_cs.py"
+#: Real files without ground truth: the suite cannot score them.
+NO_GROUND_TRUTH = {"brain_8coil_poisson_undersampled", "noise_16coil_96"}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_cs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_cs"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_suite_has_every_case_the_issue_names(bench):
+    cases = bench.suite(knee_slices=3)
+    labels = [c.label for c in cases]
+    for challenge in ("multicoil", "singlecoil"):
+        assert sum(label.startswith(f"sample {challenge} seed") for label in labels) >= 3
+    assert all(c.accels == (4, 8) for c in cases if not c.knee)
+    assert [c.accels for c in cases if c.knee] == [(4,)]
+    assert any("aliased" in label for label in labels) and any("GE phantom 8-coil 7 sl" in label for label in labels)
+    assert any("brain 1-coil" in label for label in labels)
+    if REAL_DATA.is_dir():
+        with_truth = {p.stem for p in REAL_DATA.glob("*.npy")} - NO_GROUND_TRUTH
+        assert {name for _, name, _ in bench.REAL_CASES} == with_truth
+    assert [c.label for c in bench.select(cases, "aliased, GE")] == ["real brain aliased FOV", "real GE phantom 8-coil 7 sl"]
+
+
+def test_real_variants_alias_and_make_one_virtual_coil(bench):
+    rng = np.random.default_rng(0)
+    kspace = (rng.standard_normal((2, 3, 8, 6)) + 1j * rng.standard_normal((2, 3, 8, 6))).astype(np.complex64)
+    assert np.array_equal(bench.real_variant(kspace, "aliased"), kspace[..., ::2])
+    single = bench.real_variant(kspace, "virtual1")
+    assert single.shape == (2, 8, 6) and single.dtype == np.complex64
+    # the dominant coil combination keeps more energy than any single coil
+    assert np.linalg.norm(single) >= max(np.linalg.norm(kspace[:, c]) for c in range(3)) - 1e-4
+
+
+def test_one_tiny_case_runs_and_prints_its_row_and_targets(bench, tmp_path, capsys):
+    case = bench.Case("sample multicoil seed 5", bench._sample("multicoil", 5, slices=1))
+    path = case.make(tmp_path)
+    row = bench.run_case(case, path, 4, tmp_path, bench.Options(bart=False))
+    assert row["case"] == "sample multicoil seed 5 4x"
+    zf_ssim = row["zf"][0]
+    for tool in ("mrirecon", "wavelet"):
+        seconds, (ssim, psnr), setting = row[tool]
+        assert setting == "default" and seconds > 0 and np.isfinite(psnr)
+        assert ssim > zf_ssim, f"{tool} {ssim:.4f} not above zero-filled {zf_ssim:.4f}"
+    bench.print_table([row])
+    out = capsys.readouterr().out
+    assert "| sample multicoil seed 5 4x |" in out and "BART" not in out.split("\n")[1]
+    assert "wavelet default >= zero-filled + 0.02: " in out
