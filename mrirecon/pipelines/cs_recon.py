@@ -97,7 +97,7 @@ class CSConfig:
 
     lam: float | str | None = None  # a number, "auto" (chosen per slice) or None (per-acceleration default)
     iters: int | None = None
-    maps: str = "1"
+    maps: str = "auto"
     reg: str = "tv"
     tol: float = 1e-4
     solver: str = "admm"
