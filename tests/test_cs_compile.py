@@ -21,7 +21,7 @@ def test_compile_on_a_cpu_runs_eagerly_and_says_so(volume_factory, tmp_path: Pat
     outputs, infos = [], []
     for compiled in (False, True):
         out = tmp_path / f"compile{compiled}" / path.name
-        config = CSConfig(mask=MaskSpec("random", 4), iters=4, device="cpu", compile=compiled)
+        config = CSConfig(mask=MaskSpec("random", 4), iters=4, device="cpu", compile=compiled, maps="1")
         result = recon_file(TVCompressedSensing(config), path, out, RunOptions(mask=config.mask, device="cpu", quiet=True))
         outputs.append(read_reconstruction(out))
         infos.append(result.info["warnings"])
@@ -47,7 +47,7 @@ def test_compile_reaches_the_solver_with_the_devices_mode(volume_factory, tmp_pa
     monkeypatch.setitem(cs_recon.COMPILE_MODES, "cpu", "reduce-overhead")
     path = volume_factory(slices=2, coils=4)
     for compiled in (False, True):
-        config = CSConfig(mask=MaskSpec("random", 4), iters=2, device="cpu", compile=compiled)
+        config = CSConfig(mask=MaskSpec("random", 4), iters=2, device="cpu", compile=compiled, maps="1")  # ADMM SENSE
         result = recon_file(TVCompressedSensing(config), path, tmp_path / f"c{compiled}" / path.name,
                             RunOptions(mask=config.mask, device="cpu", quiet=True))
         assert not result.info["warnings"]
