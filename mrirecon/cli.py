@@ -569,9 +569,9 @@ def cs_recon_command(
         "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json).",
         callback=_lam_value),
     maps: str = typer.Option(
-        "1", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
-        "or auto: per slice, one set, two sets or a map-free joint-sparsity formulation, by a data-consistency rule "
-        "(reported per slice in --json; see the README for where it helps and where it does not)."
+        "auto", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
+        "or auto (default): per slice, one ESPIRiT set where the maps explain the calibration data, else a map-free "
+        "joint-sparsity formulation (the choice and its test value are reported per slice in --json)."
     ),
     reg: str = typer.Option(
         "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal db4 wavelet with random shifts, by FISTA) "

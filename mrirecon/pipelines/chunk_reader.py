@@ -88,12 +88,12 @@ class ChunkReader:
         if self._ahead is not None and self._ahead[0] == (start, stop):
             _, buffer, future = self._ahead
             self._ahead = None
-            data = future.result()
+            future.result()
         else:
             self._drop_ahead()
             buffer = self._buffer(stop - start)
-            data = self._fill(buffer, start, stop)
-        host = torch.from_numpy(data)
+            self._fill(buffer, start, stop)
+        host = buffer.tensor[: stop - start]  # the pinned tensor itself (not a numpy view): a true async copy
         if self.pinned:
             kspace = host.to(self.device, non_blocking=True)
             buffer.upload_done = torch.cuda.Event()

@@ -22,6 +22,10 @@ Multi-coil outputs are ``|x|`` with unit-norm maps, on the scale of fastMRI's RS
 that keep ``coil_energy`` (default 99%) of the calibration region's energy
 (``mrirecon.mri.coil_compression``): 15 knee coils become about 9, at a cost of ~0.002 SSIM.
 
+Formulation per slice (``--maps``, default ``auto``; ``mrirecon.cs.chunk``): one-set ESPIRiT SENSE
+where the maps pass a calibration consistency test, otherwise map-free joint-sparsity TV over the
+coil images; ``--json`` reports the choice, the test value and lambda per slice.
+
 Default lambda and iterations (``DEFAULTS``, used when ``--lam``/``--iters`` are not given),
 chosen by acceleration (nearest of 4x and 8x), tuned on the sample scans and the real scans:
 see ``scripts/bench_cs.py``.
@@ -97,7 +101,7 @@ class CSConfig:
 
     lam: float | str | None = None  # a number, "auto" (chosen per slice) or None (per-acceleration default)
     iters: int | None = None
-    maps: str = "1"
+    maps: str = "auto"
     reg: str = "tv"
     tol: float = 1e-4
     solver: str = "admm"
