@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from mrirecon import __version__
+from mrirecon import __version__, openmp  # noqa: F401  (openmp: the wait policy, before torch loads)
 from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.io.errors import OutputExistsError
@@ -391,6 +391,7 @@ def train_command(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (default 10).", callback=finite(1)),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps in all.", callback=finite(0)),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after this many minutes of training (benchmarks; not deterministic).", callback=finite(0, above=True)),
+    max_cpu_minutes: Optional[float] = typer.Option(None, "--max-cpu-minutes", help="Stop after this many minutes of CPU time of the training process (benchmarks: independent of the machine's load).", callback=finite(0, above=True)),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Slices per step and process (default 1).", callback=finite(1)),
     norm: Optional[str] = typer.Option(None, "--norm", help="group (default), instance, batch, layer or none."),
     groups: Optional[int] = typer.Option(None, "--groups", help="GroupNorm groups (default 32; fewer if a layer has fewer channels).", callback=finite(1)),
@@ -433,7 +434,7 @@ def train_command(
         "train_dir": None if train_dir is None else str(train_dir),
         "val_dir": None if val_dir is None else str(val_dir),
         "run_dir": str(run_dir),
-        "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "batch_size": batch_size, "norm": norm, "groups": groups,
+        "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "max_cpu_minutes": max_cpu_minutes, "batch_size": batch_size, "norm": norm, "groups": groups,
         "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "schedule": schedule, "loss": loss,
         "model": model, "cascades": cascades, "sens_chans": sens_chans, "chans": chans, "pools": pools, "residual": residual, "mask": None if mask is None else mask.value, "accel": accel,
         "center_fraction": center_fraction, "device": device, "amp": amp, "compile": compile_model,
@@ -568,9 +569,9 @@ def cs_recon_command(
         "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json).",
         callback=_lam_value),
     maps: str = typer.Option(
-        "1", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
-        "or auto: per slice, one set, two sets or a map-free joint-sparsity formulation, by a data-consistency rule "
-        "(reported per slice in --json; see the README for where it helps and where it does not)."
+        "auto", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
+        "or auto (default): per slice, one ESPIRiT set where the maps explain the calibration data, else a map-free "
+        "joint-sparsity formulation (the choice and its test value are reported per slice in --json)."
     ),
     reg: str = typer.Option(
         "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal db4 wavelet with random shifts, by FISTA) "
@@ -602,6 +603,10 @@ def cs_recon_command(
         "oversampled readout). 2D masks always use the whole grid."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the objective per iteration."),
+    compile_iteration: bool = typer.Option(
+        False, "--compile", help="CUDA: run ADMM's multi-coil iteration through torch.compile with CUDA graphs "
+        "(mode reduce-overhead); compiling costs time once per chunk shape, so it pays on many or large volumes. "
+        "Ignored on a CPU (noted). Default: eager."),
     shard: Optional[str] = ShardOption,
     skip_existing: bool = SkipExistingOption,
     dry_run: bool = DryRunOption,
@@ -622,7 +627,7 @@ def cs_recon_command(
     config = CSConfig(
         lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps, reg=reg,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
-        coil_energy=coil_energy, full_readout=full_readout,
+        coil_energy=coil_energy, full_readout=full_readout, compile=compile_iteration,
     )
     refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)

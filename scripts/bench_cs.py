@@ -23,6 +23,11 @@ All tools run with the same thread count.
 Installs BART (``apt-get install -y bart``) and SigPy (``pip install sigpy``) when missing;
 neither is a runtime dependency of mrirecon.
 
+The knee case also reports CPU time (user + system of the whole child processes) beside wall
+time: on a shared machine wall time measures the other users' load as much as the tool. Both
+tools run under the same OpenMP wait policy (``--wait-policy``; ``passive``, mrirecon's own
+default, see ``mrirecon.openmp``; ``spin``: GNU OpenMP's default spinning for both).
+
 Usage: .venv/bin/python scripts/bench_cs.py [--threads 2] [--knee-slices 3] [--cases brain,GE]
        [--no-knee] [--json rows.jsonl] [--work /tmp/bench_cs]
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -287,6 +293,7 @@ class Options:
     sigpy: bool = False
     sweep_ours: bool = False
     maps_auto: bool = False
+    repeat: int = 1  # the knee case: mrirecon's time is the median of this many whole processes
 
 
 LAMS_OURS = [0.001, 0.003, 0.01, 0.03]
@@ -301,6 +308,12 @@ def merge_rows(rows: list[dict]) -> list[dict]:
     for row in rows:
         merged.setdefault(row["case"], {}).update(row)
     return list(merged.values())
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of all finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _best(best, sec: float, s: tuple[float, float], setting):
@@ -321,7 +334,12 @@ def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> d
     single = kspace.shape[1] == 1
     # mrirecon: the whole process, at its defaults
     if opts.tv:
-        sec, rec = run_mrirecon(path, accel, None, work, opts.threads)
+        runs = []
+        for _ in range(opts.repeat if case.knee else 1):
+            cpu = children_cpu()
+            sec, rec = run_mrirecon(path, accel, None, work, opts.threads)
+            runs.append((sec, children_cpu() - cpu))
+        sec, row["mrirecon cpu"] = (float(np.median([r[i] for r in runs])) for i in (0, 1))
         row["mrirecon"] = (sec, score(target, rec), "default")
     if not case.knee:
         if opts.wavelet:
@@ -340,10 +358,14 @@ def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> d
         best = None
         for lam, rho in ([(0.01, 0.05)] if case.knee else [(lam, 0.05) for lam in LAMS_BART]):
             try:
+                cpu = children_cpu()
                 sec, rec = run_bart(kspace, calib, lam, rho, opts.threads, tmp)
+                cpu = children_cpu() - cpu
             except subprocess.CalledProcessError:  # e.g. ecalib aborts on a 5-column calibration
                 continue
-            best = _best(best, sec, score(target, crop_like_zf(rec, crop)), f"{lam} -u {rho}")
+            new = _best(best, sec, score(target, crop_like_zf(rec, crop)), f"{lam} -u {rho}")
+            if new is not best:
+                best, row["bart cpu"] = new, cpu
         if not case.knee and best is not None:  # BART's default ADMM penalty at its best lambda
             lam_best = float(str(best[2]).split()[0])
             sec, rec = run_bart(kspace, calib, lam_best, None, opts.threads, tmp)
@@ -385,7 +407,15 @@ def main() -> None:
                         "(rows of the same case merge: a later file's columns replace an earlier one's).")
     parser.add_argument("--only", default="", help="Only these comma-separated columns: tv, wavelet, bart (zero-filled always).")
     parser.add_argument("--compare-maps", action="store_true", help="Also compare our ESPIRiT maps with BART's ecalib.")
+    parser.add_argument("--repeat", type=int, default=3, help="Knee case: mrirecon's time is the median of this many runs.")
+    parser.add_argument("--wait-policy", choices=("passive", "spin"), default="passive",
+                        help="OMP_WAIT_POLICY for every tool: passive (mrirecon's default) or spin (GNU OpenMP's default, GOMP_SPINCOUNT=300000).")
     args = parser.parse_args()
+    os.environ.pop("OMP_WAIT_POLICY", None)
+    if args.wait_policy == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+        os.environ["GOMP_SPINCOUNT"] = "300000"  # GNU OpenMP's default; keeps mrirecon from choosing PASSIVE
     cases = select(suite(0 if args.no_knee else args.knee_slices), args.cases)
     if args.knee_only:
         cases = [c for c in cases if c.knee]
@@ -401,7 +431,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     only = {c.strip() for c in args.only.split(",") if c.strip()}
-    opts = Options(threads=args.threads, sigpy=args.sigpy, sweep_ours=args.sweep_ours, maps_auto=args.maps_auto)
+    opts = Options(threads=args.threads, sigpy=args.sigpy, sweep_ours=args.sweep_ours, maps_auto=args.maps_auto, repeat=args.repeat)
     if only:
         opts.tv, opts.wavelet, opts.bart = "tv" in only, "wavelet" in only, "bart" in only
     rows = []
@@ -415,6 +445,9 @@ def main() -> None:
                 with args.json.open("a") as f:
                     f.write(json.dumps(row) + "\n")
     print_table(rows)
+    for row in rows:
+        if row.get("bart cpu") is not None and row.get("mrirecon cpu") is not None and row["case"].startswith("knee"):
+            print_timing(row, args.threads, args.wait_policy)
     if args.compare_maps:
         for case in cases:
             if "multicoil" in case.label or "brain 4-coil" in case.label or "aliased" in case.label:
@@ -430,6 +463,15 @@ TOOLS = ("mrirecon", "wavelet", "mrirecon best", "maps auto", "bart", "bart -l1"
 #: How the columns are headed.
 HEADS = {"mrirecon": "cs-recon TV default", "wavelet": "cs-recon wavelet default", "mrirecon best": "cs-recon TV best",
          "maps auto": "cs-recon --maps auto", "bart": "BART TV best", "bart -l1": "BART -l1 best", "sigpy": "SigPy TV best"}
+
+
+def print_timing(row: dict, threads: int, policy: str) -> None:
+    """Wall and CPU seconds of the whole processes, mrirecon against BART (the knee case)."""
+    ours, bart = row["mrirecon"][0], row["bart"][0]
+    cpu_ours, cpu_bart = row["mrirecon cpu"], row["bart cpu"]
+    print(f"timing {row['case']}, {threads} thread(s), OMP wait policy {policy}: mrirecon (median) {ours:.1f} s wall, {cpu_ours:.1f} s CPU; "
+          f"BART {bart:.1f} s wall, {cpu_bart:.1f} s CPU; mrirecon/BART {ours / bart:.3f} wall, {cpu_ours / cpu_bart:.3f} CPU; "
+          f"SSIM {row['mrirecon'][1][0]:.4f} vs BART {row['bart'][1][0]:.4f}")
 
 
 def print_row(row: dict, flush: bool = False) -> None:

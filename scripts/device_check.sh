@@ -2,7 +2,7 @@
 # The GPU checks, in one run on a device machine (no internet there). Prepare here with
 #   bash scripts/device_wheels.sh --check
 # then run (device tool): carry [".whl"], command "bash scripts/device_check.sh", timeout_s 540.
-# Every step has its own limit; together they stay at 420 s (margin for the wheel install,
+# Every step has its own limit; together they stay at 480 s (margin for the wheel install,
 # the table and a slow start). All data is generated on the device. Writes every log, the per-step JSON
 # and one final table (final.txt) to $OUT (default ./device_out).
 set -uo pipefail
@@ -30,12 +30,13 @@ run() {  # run NAME SECONDS CMD...: a step with its own time limit, its log in $
   tail -n 25 "$OUT/$name.txt"
 }
 
-# step limits: 75 + 45 + 150 + 150 = 420 s
+# step limits: 75 + 45 + 150 + 150 + 60 = 480 s
 run gpu_tests 75 $PY -m pytest -q -m gpu tests -p no:cacheprovider
 run bench_eval 45 $PY scripts/bench_eval.py --volumes 10 --device cuda --repeat 2 --source synthetic \
   --root "$WORK/eval" --json "$OUT/bench_eval.json"
 run bench_cs_gpu 150 $PY scripts/bench_cs_gpu.py --device cuda --root "$WORK/cs" --json "$OUT/bench_cs_gpu.json"
 run bench_train 150 $PY scripts/bench_train.py --device cuda --amp --compile --preset knee --challenge singlecoil \
   --steps 40 --warmup 10 --batch-size 8 --workers 8 --data "$WORK/train" --json "$OUT/bench_train.json"
+run bench_train_varnet 60 $PY scripts/bench_train.py --model varnet --device cuda --steps 20 --warmup 5 --batch-size 4 --data "$WORK/train_varnet" --json "$OUT/bench_train_varnet.json"
 
 $PY scripts/device_table.py "$OUT" | tee "$OUT/final.txt"

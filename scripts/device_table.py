@@ -20,6 +20,11 @@ ROWS = [
     ("bench_eval.json", "subprocess_ratio", "eval vs fastmri.evaluate, subprocess (x)", None, True),
     ("bench_train.json", "train_ratio", "U-Net training vs fastmri.models.Unet (x)", 1.5, True),
     ("bench_train.json", "infer_ratio", "U-Net inference vs fastmri.models.Unet (x)", None, True),
+    ("bench_train.json", "ours_train_slices_s", "U-Net training, ours (slices/s)", None, True),
+    ("bench_train.json", "fastmri_train_slices_s", "U-Net training, fastmri.models.Unet (slices/s)", None, True),
+    ("bench_train_varnet.json", "ours_train_slices_s", "VarNet training, ours (slices/s)", None, True),
+    ("bench_train_varnet.json", "fastmri_train_slices_s", "VarNet training, fastmri.models.VarNet (slices/s)", None, True),
+    ("bench_train_varnet.json", "train_ratio", "VarNet training vs fastmri.models.VarNet (x)", None, True),
 ]
 
 

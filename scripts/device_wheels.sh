@@ -34,6 +34,7 @@ venv=$(mktemp -d)/venv
 "$venv/bin/pip" install -q "numpy>=2" scikit-image h5py pandas pyyaml requests rich typer tqdm
 "$venv/bin/pip" install -q --no-index --no-deps .whl/*.whl
 site=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+[ -d "$site/torch" ] || { echo "no torch under $site: run with PYTHON=/path/to/a/venv/bin/python that has torch"; exit 1; }
 links=$(dirname "$venv")/torch_only
 mkdir -p "$links"
 for name in torch torchgen functorch torchvision sympy mpmath networkx filelock jinja2 markupsafe fsspec typing_extensions.py nvidia; do

@@ -89,7 +89,7 @@ def test_varnet_refuses_single_coil_training_data(tmp_path: Path) -> None:
     assert "single-coil; the VarNet needs multi-coil data" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["varnet_tiny.yaml", "varnet_multicoil.yaml"])
+@pytest.mark.parametrize("name", ["varnet_tiny.yaml", "varnet_multicoil.yaml", "varnet_demo.yaml"])
 def test_varnet_presets_load(name: str) -> None:
     config = resolve_config(CONFIGS / name, {"train_dir": "t", "val_dir": "v", "run_dir": "r"})
     assert config.model == "varnet" and config.norm == "group"

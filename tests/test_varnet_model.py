@@ -121,3 +121,42 @@ def test_single_coil_files_are_refused_for_the_varnet(tmp_path):
         SliceDataset([summary.results[0].output], MaskSpec("random", 4), train=True, kind="varnet")
     with pytest.raises(ValueError, match="use the U-Net"):
         varnet_inputs(torch.zeros(1, 8, 8, dtype=torch.complex64), torch.ones(8), (8, 8))
+
+
+def test_readout_crop_is_exact_and_all_virtual_coils_keep_the_rss():
+    from mrirecon.mri.coils import rss
+    from mrirecon.mri.crop import center_crop
+    from mrirecon.mri.fft import ifft2c
+    from mrirecon.models.varnet import compress_coils, crop_readout
+
+    g = torch.Generator().manual_seed(3)
+    kspace = torch.randn(2, 5, 48, 20, generator=g, dtype=torch.complex64)
+    images = ifft2c(kspace)
+    assert torch.allclose(ifft2c(crop_readout(kspace, 24)), center_crop(images, (24, 20)), atol=1e-5)
+    assert torch.allclose(rss(ifft2c(compress_coils(kspace, 5)), dim=1), rss(images, dim=1), atol=1e-4)
+    fewer = compress_coils(kspace, 2)
+    assert fewer.shape == (2, 2, 48, 20)
+    # the two strongest components hold more energy than any two of the original coils
+    assert fewer.abs().square().sum() > kspace.abs().square().sum(dim=(0, 2, 3)).topk(2).values.sum()
+
+
+@pytest.mark.parametrize("readout_crop", [False, True])
+def test_untrained_warm_start_varnet_is_the_zero_filled_image(readout_crop):
+    """With ``warm_start`` the untrained network is plain data consistency: its output is the RSS
+    of the zero-filled coil images (cropped to the target's rows with ``readout_crop``)."""
+    from mrirecon.mri.coils import rss
+    from mrirecon.mri.crop import center_crop
+    from mrirecon.mri.fft import ifft2c
+
+    g = torch.Generator().manual_seed(4)
+    kspace = torch.randn(2, 4, 48, 32, generator=g, dtype=torch.complex64)
+    mask = torch.rand(2, 1, 1, 32, generator=g) < 0.4
+    mask[..., 13:19] = True
+    masked = kspace * mask
+    model = VarNet(cascades=2, chans=4, pools=2, sens_chans=4, sens_pools=2, groups=2, readout_crop=readout_crop,
+                   virtual_coils=4, warm_start=True).eval()
+    with torch.no_grad():
+        output = model(masked, mask, rows=24)
+    expected = rss(ifft2c(masked), dim=1)
+    assert output.shape == ((2, 24, 32) if readout_crop else (2, 48, 32))
+    assert torch.allclose(center_crop(output, (24, 32)), center_crop(expected, (24, 32)), atol=1e-4)

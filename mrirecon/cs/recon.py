@@ -50,10 +50,13 @@ def reference_scale(problem_adjoint: torch.Tensor, full_rows: int | None = None)
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
-def make_solver(problem: TVProblem, solver: str, max_iter: int, tol: float, track_objective: bool) -> Algorithm:
-    """The solver object named ``solver`` (``admm`` or ``pdhg``) for ``problem``."""
+def make_solver(
+    problem: TVProblem, solver: str, max_iter: int, tol: float, track_objective: bool, compile_mode: str | None = None
+) -> Algorithm:
+    """The solver object named ``solver`` (``admm`` or ``pdhg``) for ``problem``; ``compile_mode``:
+    ADMM's multi-coil iteration through ``torch.compile`` in that mode (PDHG always runs eagerly)."""
     if solver == "admm":
-        return ADMM(problem, max_iter=max_iter, tol=tol, track_objective=track_objective)
+        return ADMM(problem, max_iter=max_iter, tol=tol, track_objective=track_objective, compile_mode=compile_mode)
     if solver == "pdhg":
         return PDHG(problem, max_iter=max_iter, tol=tol, track_objective=track_objective)
     raise ValueError(f"unknown solver {solver!r}; use admm or pdhg")
@@ -71,13 +74,15 @@ def tv_recon(
     kind: str = "isotropic",
     track_objective: bool = False,
     full_rows: int | None = None,
+    compile_mode: str | None = None,
 ) -> TVResult:
     """Solve ``min_x 1/2 ||M F S x - y||^2 + lam TV(x)`` for every slice of ``kspace``.
 
     ``kspace`` is ``(S, C, H, W)`` with unit-norm ``maps`` of the same shape, or single-coil
     ``(S, H, W)`` with ``maps=None``; unsampled entries are ignored (multiplied by ``mask``).
     ``lam`` (a number or per slice ``(S,)``) applies to the k-space scaled to its reference level (see the module docstring);
-    ``full_rows`` is the full image height when ``kspace`` is a readout window of it.
+    ``full_rows`` is the full image height when ``kspace`` is a readout window of it;
+    ``compile_mode``: see ``make_solver`` (``None``: eager).
     """
     lam = torch.as_tensor(lam, dtype=torch.float32)
     if not bool((lam >= 0).all()):
@@ -95,6 +100,6 @@ def tv_recon(
     unscaled = TVProblem(kspace, mask4, maps, lam, kind, centred=False)
     scale = reference_scale(unscaled.adjoint_image(), full_rows)
     problem = TVProblem(kspace / scale.reshape(-1, 1, 1, 1), mask4, maps, lam, kind, centred=False)
-    alg = make_solver(problem, solver, max_iter, tol, track_objective)
+    alg = make_solver(problem, solver, max_iter, tol, track_objective, compile_mode)
     image = torch.fft.fftshift(alg.run(), dim=dims) * scale.reshape(-1, 1, 1)
     return TVResult(image, alg.iteration, alg.history, scale)

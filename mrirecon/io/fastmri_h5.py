@@ -20,6 +20,11 @@ TARGET_KEYS = {"multicoil": "reconstruction_rss", "singlecoil": "reconstruction_
 FALLBACK_RECON_SIZE = (320, 320)
 
 
+def nonfinite_kspace(start: int, stop: int) -> str:
+    """The problem reported for k-space slices ``[start:stop]`` holding a NaN or an Inf."""
+    return f"kspace has NaN or Inf values in slices {start}..{stop - 1}"
+
+
 @dataclass
 class Volume:
     """An open fastMRI file. Datasets are read on demand, slice ranges at a time."""
@@ -86,8 +91,20 @@ class Volume:
         data = self.handle["kspace"][start:stop]
         if data.dtype != np.complex64:
             data = data.astype(np.complex64)
-        require_finite(self.path, data, f"kspace has NaN or Inf values in slices {start}..{stop - 1}")
+        require_finite(self.path, data, nonfinite_kspace(start, stop))
         return data
+
+    def read_kspace_into(self, out: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """k-space slices ``[start:stop]`` written into the first ``stop - start`` slices of the
+        complex64 buffer ``out`` (reused across reads: no fresh allocation); returns that view.
+        Not checked for NaN/Inf: the caller checks (on its device; message ``nonfinite_kspace``)."""
+        dataset = self.handle["kspace"]
+        view = out[: stop - start]
+        if dataset.dtype == np.complex64 and view.flags.c_contiguous and stop > start:
+            dataset.read_direct(view, np.s_[start:stop])
+        else:
+            view[...] = dataset[start:stop]
+        return view
 
     def read_slice(self, index: int) -> np.ndarray:
         """One k-space slice (reads only that slice from disk)."""

@@ -13,6 +13,23 @@ each coil's low-frequency image, divided by their root-sum-of-squares (RSS = 1).
 Everything is shaped as fastMRI's ``VarNet``, except that complex values are complex tensors
 ``(B, C, H, W)`` rather than a trailing axis of 2: with instance norm and fastMRI's weights
 (``load_fastmri_varnet_weights``) the outputs are the same.
+
+Two optional input reductions make the network cheap on a CPU (both off by default, as in
+fastMRI), and both are part of the model, so every reconstruction path applies them alike:
+
+- ``readout_crop``: the readout (H) is fully sampled, so the k-space can be taken to image space
+  along H, cropped to the rows of the target, and taken back: exact for the cropped image, and
+  a 2x-oversampled readout halves every cost.
+- ``virtual_coils``: the coils are compressed to their strongest principal components
+  (``mri.coil_compression``; the covariance of the measured k-space of each slice), a unitary
+  projection, so RSS and data consistency hold up to the energy left out.
+
+``warm_start`` (off by default, as in fastMRI) makes a short training run start from the
+classical answer rather than from noise: the sensitivity U-Net becomes residual, the cascades'
+U-Nets return a correction (their output times the image's standard deviation, without adding its
+mean back), and all of them start with a zero output layer. The first maps are then the
+low-frequency coil images divided by their RSS, and the untrained network is plain data
+consistency: the zero-filled image.
 """
 
 from __future__ import annotations
@@ -25,6 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mrirecon.mri.coil_compression import compress, compression_matrix
 from mrirecon.mri.coils import rss
 from mrirecon.mri.fft import fft2c, ifft2c
 from mrirecon.models.unet import Unet
@@ -38,9 +56,12 @@ class NormUnet(nn.Module):
     each normalised by its mean and standard deviation over the image, padded to a multiple
     of 16, and mapped back afterwards (fastMRI's ``NormUnet``)."""
 
-    def __init__(self, chans: int, pools: int, norm: str = "group", groups: int = 32, drop_prob: float = 0.0):
+    def __init__(self, chans: int, pools: int, norm: str = "group", groups: int = 32, drop_prob: float = 0.0,
+                 residual: bool = False, add_mean: bool = True):
         super().__init__()
-        self.unet = Unet(2, 2, chans=chans, num_pool_layers=pools, norm=norm, groups=groups, drop_prob=drop_prob)
+        self.add_mean = add_mean
+        self.unet = Unet(2, 2, chans=chans, num_pool_layers=pools, norm=norm, groups=groups, drop_prob=drop_prob,
+                         residual=residual)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` complex -> ``(B, 1, H, W)`` complex."""
@@ -55,7 +76,7 @@ class NormUnet(nn.Module):
         h_pad = [math.floor((h_mult - h) / 2), math.ceil((h_mult - h) / 2)]
         x = self.unet(F.pad(x, w_pad + h_pad))
         x = x[..., h_pad[0] : h_mult - h_pad[1], w_pad[0] : w_mult - w_pad[1]]
-        x = x * std + mean
+        x = x * std + mean if self.add_mean else x * std
         return torch.complex(x[:, :1], x[:, 1:])
 
 
@@ -83,10 +104,11 @@ class SensitivityNet(nn.Module):
     """Coil sensitivity maps from the centre of k-space: each coil's low-frequency image
     through a small ``NormUnet``, then divided by the RSS over coils."""
 
-    def __init__(self, chans: int, pools: int, norm: str = "group", groups: int = 32, mask_center: bool = True):
+    def __init__(self, chans: int, pools: int, norm: str = "group", groups: int = 32, mask_center: bool = True,
+                 residual: bool = False):
         super().__init__()
         self.mask_center = mask_center
-        self.norm_unet = NormUnet(chans, pools, norm, groups)
+        self.norm_unet = NormUnet(chans, pools, norm, groups, residual=residual)
 
     def forward(
         self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
@@ -124,8 +146,9 @@ class VarNet(nn.Module):
     """E2E-VarNet: sensitivity network, ``cascades`` unrolled blocks, RSS of the coil images.
 
     ``forward(masked_kspace (B, C, H, W) complex, mask (B, 1, 1, W) or (B, 1, H, W) bool,
-    num_low_frequencies=None)`` returns the magnitude image ``(B, H, W)`` on the full k-space
-    grid (crop it to the target afterwards, as fastMRI does). Multi-coil data only.
+    num_low_frequencies=None, rows=None)`` returns the magnitude image ``(B, H, W)`` on the full
+    k-space grid (crop it to the target afterwards, as fastMRI does); with ``readout_crop`` and
+    ``rows`` (the target's height) it is ``(B, rows, W)``. Multi-coil data only.
     """
 
     def __init__(
@@ -138,24 +161,60 @@ class VarNet(nn.Module):
         norm: str = "group",
         groups: int = 32,
         mask_center: bool = True,
+        readout_crop: bool = False,
+        virtual_coils: int = 0,
+        warm_start: bool = False,
     ):
         super().__init__()
+        self.readout_crop = readout_crop
+        self.virtual_coils = virtual_coils
         if cascades < 1 or sens_chans < 1 or sens_pools < 1:
             raise ValueError(f"cascades, sens_chans and sens_pools must be positive, got {cascades}, {sens_chans}, {sens_pools}")
-        self.sens_net = SensitivityNet(sens_chans, sens_pools, norm, groups, mask_center)
-        self.cascades = nn.ModuleList(VarNetBlock(NormUnet(chans, pools, norm, groups)) for _ in range(cascades))
+        self.sens_net = SensitivityNet(sens_chans, sens_pools, norm, groups, mask_center, residual=warm_start)
+        self.cascades = nn.ModuleList(VarNetBlock(NormUnet(chans, pools, norm, groups, add_mean=not warm_start))
+                                      for _ in range(cascades))
+        if warm_start:
+            for unet in [self.sens_net.norm_unet.unet, *(c.model.unet for c in self.cascades)]:
+                nn.init.zeros_(unet.head.weight)
+                nn.init.zeros_(unet.head.bias)
 
     def forward(
-        self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: int | torch.Tensor | None = None,
+        rows: int | None = None,
     ) -> torch.Tensor:
         if masked_kspace.ndim != 4 or not masked_kspace.is_complex():
             raise ValueError(f"VarNet needs complex multi-coil k-space (batch, coils, H, W), got {tuple(masked_kspace.shape)}")
         mask = mask.to(torch.bool)
+        if self.readout_crop and rows is not None and rows < masked_kspace.shape[-2]:
+            masked_kspace = crop_readout(masked_kspace, rows)
+            if mask.shape[-2] > 1:
+                mask = mask[..., (mask.shape[-2] - rows) // 2 : (mask.shape[-2] - rows) // 2 + rows, :]
+        if 0 < self.virtual_coils < masked_kspace.shape[1]:
+            masked_kspace = compress_coils(masked_kspace, self.virtual_coils)
         maps = self.sens_net(masked_kspace, mask, num_low_frequencies)
         kspace = masked_kspace.clone()
         for cascade in self.cascades:
             kspace = cascade(kspace, masked_kspace, mask, maps)
         return rss(ifft2c(kspace), dim=1)
+
+
+def crop_readout(kspace: torch.Tensor, rows: int) -> torch.Tensor:
+    """The k-space ``(..., H, W)`` of the central ``rows`` of the image along the readout (H):
+    inverse FFT along H, crop, FFT back (orthonormal, so the cropped image is unchanged)."""
+    start = (kspace.shape[-2] - rows) // 2
+    image = ifft2c(kspace, dim=(-2,))
+    return fft2c(image[..., start : start + rows, :], dim=(-2,))
+
+
+@torch.no_grad()
+def compress_coils(kspace: torch.Tensor, coils: int) -> torch.Tensor:
+    """Project ``(B, C, H, W)`` k-space onto its ``coils`` strongest virtual coils, per item (the
+    principal components of the coil covariance of the measured samples)."""
+    basis = compression_matrix(kspace, tuple(kspace.shape[-2:]), energy=1.0, max_coils=coils)
+    return compress(kspace, basis)
 
 
 # --- fastMRI's weights ----------------------------------------------------------------------

@@ -8,8 +8,13 @@ The 2D variable-density Poisson-disc mask is ours (``poisson_disc_mask``).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Sequence, Union
 
 import numpy as np
@@ -62,6 +67,29 @@ def volume_seed(fname: str, seed: int | None = None) -> tuple[int, ...]:
     return base if seed is None else (int(seed),) + base
 
 
+def fastmri_subsample() -> ModuleType:
+    """fastMRI's mask module, ``fastmri/data/subsample.py`` (it imports only numpy and torch).
+
+    Imported as ``fastmri.data.subsample`` when something already did; otherwise loaded from its
+    file alone, because importing it by name first runs ``fastmri.data``'s package imports (its
+    datasets, pandas): about 0.25 s of CPU in every ``cs-recon``/``zf-recon`` process. Same code,
+    same masks (``tests/test_masks.py``)."""
+    return sys.modules.get("fastmri.data.subsample") or _standalone_subsample()
+
+
+@functools.lru_cache(maxsize=1)
+def _standalone_subsample() -> ModuleType:
+    spec = importlib.util.find_spec("fastmri")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the fastmri package is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "subsample.py"
+    file_spec = importlib.util.spec_from_file_location("mrirecon._fastmri_subsample", path)
+    assert file_spec is not None and file_spec.loader is not None
+    module = importlib.util.module_from_spec(file_spec)
+    file_spec.loader.exec_module(module)
+    return module
+
+
 def column_mask(
     mask_type: str,
     num_cols: int,
@@ -76,11 +104,9 @@ def column_mask(
     [center_fraction], [acceleration])((1, num_cols, 1), seed=seed)`` followed by
     fastMRI's zeroing of the padded columns ``[:padding[0]]`` and ``[padding[1]:]``.
     """
-    from fastmri.data.subsample import create_mask_for_mask_type
-
     if mask_type not in COLUMN_MASK_TYPES:
         raise ValueError(f"{mask_type!r} is not a column mask type")
-    func = create_mask_for_mask_type(mask_type, [center_fraction], [acceleration])
+    func = fastmri_subsample().create_mask_for_mask_type(mask_type, [center_fraction], [acceleration])
     mask, num_low = func((1, num_cols, 1), seed=seed)
     mask_np = mask.numpy().reshape(num_cols).astype(bool)
     if padding is not None:

@@ -44,6 +44,27 @@ class SensitivityResult:
     notes: list[str] = field(default_factory=list)
     #: per slice ``(S,)``: True where ESPIRiT was weak and ACS maps were used instead
     weak: torch.Tensor | None = None
+    #: per slice ``(S,)``: ``map_misfit`` of the ESPIRiT maps (before any fallback)
+    misfit: torch.Tensor | None = None
+
+
+def object_region(images: torch.Tensor) -> torch.Tensor:
+    """Where the coil images ``(S, C, H, W)`` are bright: RSS above 20% of its maximum, ``(S, H, W)``."""
+    power = torch.linalg.vector_norm(images, dim=1)
+    return power > 0.2 * power.amax(dim=(-2, -1), keepdim=True)
+
+
+def map_misfit(images: torch.Tensor, maps: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
+    """Per slice ``(S,)``: the share of the coil images' energy ``(S, C, H, W)`` that one set of
+    unit-norm ``maps`` cannot explain, ``||(I - S S^H) x||^2 / ||x||^2``, over ``region`` ``(S, H, W)``
+    (default ``object_region``: the background, e.g. an oversampled readout's ends, does not count).
+    0: every pixel's coil vector is parallel to the maps. On the low-resolution calibration images
+    it tests the maps against the only fully sampled data there is."""
+    region = object_region(images) if region is None else region
+    weight = region.unsqueeze(1).to(images.real.dtype)
+    proj = maps * (maps.conj() * images).sum(dim=1, keepdim=True)
+    lost = (torch.view_as_real(images - proj).square().sum(-1) * weight).flatten(1).sum(1)
+    return lost / (torch.view_as_real(images).square().sum(-1) * weight).flatten(1).sum(1).clamp(min=1e-30)
 
 
 def centred_runs(mask: np.ndarray) -> np.ndarray:
@@ -131,11 +152,11 @@ def estimate_maps(
     patches = (rows - ky + 1) * (cols - kx + 1)
     images = _rows(low_res_images(kspace, calib), window)
     # the object: where the low-resolution image is bright
-    coil_power = torch.linalg.vector_norm(images, dim=1)
-    obj = coil_power > 0.2 * coil_power.amax(dim=(-2, -1), keepdim=True)
+    obj = object_region(images)
     eig = result.eigenvalues[:, 0]
     mean_eig = (eig * obj).sum(dim=(-2, -1)) / obj.sum(dim=(-2, -1)).clamp(min=1)
     weak = (mean_eig < WEAK_EIGENVALUE) | (patches < MIN_PATCHES_PER_RANK * result.rank)
+    misfit = map_misfit(images, result.maps, obj)
     notes: list[str] = []
     if bool(weak.any()):
         idx = weak.nonzero().flatten().tolist()
@@ -144,8 +165,8 @@ def estimate_maps(
             f"{float(mean_eig.min()):.2f}); using low-resolution ACS maps there"
         )
         maps = torch.where(weak[:, None, None, None], acs_maps(kspace, calib, images), result.maps)
-        return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes, weak)
-    return SensitivityResult(result.maps, "espirit", notes, weak)
+        return SensitivityResult(maps, "espirit" if not bool(weak.all()) else "acs", notes, weak, misfit)
+    return SensitivityResult(result.maps, "espirit", notes, weak, misfit)
 
 
 def load_maps(path: str | Path, kspace_shape: tuple[int, ...]) -> torch.Tensor:

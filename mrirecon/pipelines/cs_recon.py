@@ -22,6 +22,10 @@ Multi-coil outputs are ``|x|`` with unit-norm maps, on the scale of fastMRI's RS
 that keep ``coil_energy`` (default 99%) of the calibration region's energy
 (``mrirecon.mri.coil_compression``): 15 knee coils become about 9, at a cost of ~0.002 SSIM.
 
+Formulation per slice (``--maps``, default ``auto``; ``mrirecon.cs.chunk``): one-set ESPIRiT SENSE
+where the maps pass a calibration consistency test, otherwise map-free joint-sparsity TV over the
+coil images; ``--json`` reports the choice, the test value and lambda per slice.
+
 Default lambda and iterations (``DEFAULTS``, used when ``--lam``/``--iters`` are not given),
 chosen by acceleration (nearest of 4x and 8x), tuned on the sample scans and the real scans:
 see ``scripts/bench_cs.py``.
@@ -65,6 +69,13 @@ CPU_BATCH_SLICES = 8
 READOUT_MARGIN = 20
 
 
+#: ``torch.compile`` mode of ADMM's multi-coil iteration under ``--compile``, by device type: CUDA
+#: graphs on a GPU (one replay per iteration instead of dozens of kernel launches). None on a CPU:
+#: inductor generates no code for complex operations (it falls back to the eager kernels), so
+#: there is nothing to gain, and compiling a 2-slice test volume took minutes on this machine.
+COMPILE_MODES = {"cuda": "reduce-overhead"}
+
+
 #: Single-coil overrides of ``DEFAULTS`` (textured sample scans and the real GRE phantom prefer
 #: less TV at 8x without the coils' redundancy).
 SINGLECOIL_DEFAULTS: dict[int, tuple[float, int]] = {8: (0.006, 30)}
@@ -95,7 +106,7 @@ class CSConfig:
 
     lam: float | str | None = None  # a number, "auto" (chosen per slice) or None (per-acceleration default)
     iters: int | None = None
-    maps: str = "1"
+    maps: str = "auto"
     reg: str = "tv"
     tol: float = 1e-4
     solver: str = "admm"
@@ -105,6 +116,7 @@ class CSConfig:
     sens: str = "espirit"
     coil_energy: float = 0.99
     full_readout: bool = False
+    compile: bool = False  # ADMM's iteration through torch.compile (COMPILE_MODES by device); eager by default
     mask: MaskSpec | None = None
     overwrite: bool = False
     verbose: bool = False
@@ -178,6 +190,8 @@ class _CSJob(VolumeJob):
             )
         elif not volume.multicoil and config.sens != "espirit":
             self.notes.append(f"{path}: single-coil data needs no sensitivity maps; --sens is ignored")
+        if config.compile and device.type not in COMPILE_MODES:
+            self.notes.append(f"{path}: --compile applies on CUDA only (a CPU gains nothing from torch.compile here); ran eagerly")
         self.methods: set[str] = set()
         self.virtual_coils = volume.num_coils
         self.iterations: list[int] = []
@@ -202,6 +216,7 @@ class _CSJob(VolumeJob):
             maps=config.maps, reg=config.reg, solver=config.solver, kind=config.tv, tol=config.tol,
             sens=config.sens if config.sens in SENS_METHODS else "espirit",
             weak_lam_factor=WEAK_MAPS_LAM_FACTOR if config.lam is None else 1.0, track_objective=config.verbose,
+            compile_mode=COMPILE_MODES.get(self.device.type) if config.compile else None,
         )
         result = reconstruct_chunk(
             kspace, self.mask, self.calib, chunk_config, window=self.window, maps=maps, multicoil=volume.multicoil

@@ -4,9 +4,11 @@
 ``run_recon``. The runner owns, per batch: input expansion, the shard, resume, progress, the
 manifest and the summary (``mrirecon.pipelines.common``); per file: opening and validating the
 volume, the sampling (the file's own mask, or one drawn on the fly exactly as ``subsample`` draws
-it), reading slice chunks, uploading them to the device and masking them there (once, for every
-method), halving the chunk and retrying when the device runs out of memory, the crop, the output
-attributes (with the options hash ``--skip-existing`` checks) and the atomic write.
+it), reading slice chunks into reused buffers, the next while the current one is reconstructed
+(``mrirecon.pipelines.chunk_reader``), uploading them to the device, checking them for NaN/Inf
+and masking them there (once, for every method), halving the chunk and retrying when the device
+runs out of memory, the crop, the output attributes (with the options hash ``--skip-existing``
+checks) and the atomic write.
 
 The method interface
 --------------------
@@ -58,6 +60,7 @@ from mrirecon.mri.masks import MaskSpec
 from mrirecon.pipelines.batch import (
     REDO, SKIP, BatchOptions, dataset_problem, h5_output_problem, output_action, run_file_batch, skipped,
 )
+from mrirecon.pipelines.chunk_reader import ChunkReader
 from mrirecon.pipelines.common import BatchSummary, FileResult
 from mrirecon.pipelines.devices import resolve_device
 from mrirecon.pipelines.oom import drop_failed_chunk, is_out_of_memory, release_memory
@@ -114,6 +117,7 @@ class RunOptions(BatchOptions):
     mask: MaskSpec | None = None
     device: str = "auto"
     batch_slices: int | None = None  # None: the method's choice
+    read_ahead: bool = True  # read the next chunk while this one is reconstructed
 
     @classmethod
     def of(cls, batch: BatchOptions | None, **fields: Any) -> "RunOptions":
@@ -161,8 +165,15 @@ def upload(chunk: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-def _reconstruct_chunks(job: VolumeJob, batch: int, path: Path) -> torch.Tensor:
-    """All slices of ``job.volume``, ``batch`` at a time, halving ``batch`` on out-of-memory."""
+def _reconstruct_chunks(job: VolumeJob, batch: int, path: Path, read_ahead: bool = True) -> torch.Tensor:
+    """All slices of ``job.volume``, ``batch`` at a time, halving ``batch`` on out-of-memory
+    (``read_ahead``: the next chunk is read while this one is reconstructed, ``ChunkReader``)."""
+    volume, device = job.volume, job.device
+    with ChunkReader(volume, device, read_ahead) as reader:
+        return _chunks_from(reader, job, batch, path)
+
+
+def _chunks_from(reader: ChunkReader, job: VolumeJob, batch: int, path: Path) -> torch.Tensor:
     volume, device = job.volume, job.device
     drawn_mask = None
     if job.sampling is not None and job.sampling.drawn:
@@ -173,9 +184,9 @@ def _reconstruct_chunks(job: VolumeJob, batch: int, path: Path) -> torch.Tensor:
         stop = min(start + batch, volume.num_slices)
         failure: BaseException | None = None
         try:
-            kspace = upload(volume.read_kspace(start, stop), device)
+            kspace = reader.read(start, stop)
             if drawn_mask is not None:
-                kspace = kspace * drawn_mask
+                kspace.mul_(drawn_mask)  # on the device, in the chunk's own memory
             with torch.no_grad():
                 image = job.reconstruct(kspace, start, stop)
                 crop = recon_crop_size(tuple(image.shape[-2:]), volume.recon_crop)
@@ -217,7 +228,7 @@ def recon_file(method: Method, path: Path, out_path: Path, options: RunOptions, 
         if action == REDO and reason != "--overwrite":
             job.notes.append(f"{out_path}: redone, because {reason}")
         batch = options.batch_slices or method.chunk_slices(volume, device)
-        recon = _reconstruct_chunks(job, batch, path).numpy().astype(np.float32)
+        recon = _reconstruct_chunks(job, batch, path, options.read_ahead).numpy().astype(np.float32)
         attrs = recon_attrs(volume.attrs, None if sampling is None else sampling.acceleration, method.name)
         attrs.update(job.attrs())
         attrs["options_hash"] = digest

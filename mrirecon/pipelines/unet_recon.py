@@ -11,6 +11,7 @@ import torch
 
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import Volume
+from mrirecon.mri.crop import recon_crop_size
 from mrirecon.mri.masks import MaskSpec
 from mrirecon.pipelines.batch import BatchOptions
 from mrirecon.pipelines.common import BatchSummary
@@ -43,7 +44,8 @@ class _UnetJob(VolumeJob):
         model = self.method.model_on(self.device)
         if isinstance(model, VarNet):
             mask = self.mask if self.mask is not None else torch.ones(kspace.shape[-1], dtype=torch.bool, device=self.device)
-            return varnet_forward(model, kspace, mask, self.volume.padding, amp=self.method.amp)
+            rows = recon_crop_size(tuple(kspace.shape[-2:]), self.volume.recon_crop)[0]
+            return varnet_forward(model, kspace, mask, self.volume.padding, amp=self.method.amp, rows=rows)
         output, inputs = unet_forward(model, kspace, self.volume.recon_crop, amp=self.method.amp)
         return inputs.denormalise(output)
 

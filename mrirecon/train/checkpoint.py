@@ -114,7 +114,9 @@ def build_model(config: TrainConfig) -> Unet | VarNet:
     """The model that ``config`` describes (``config.model``: ``unet`` or ``varnet``)."""
     if config.model == "varnet":
         return VarNet(cascades=config.cascades, chans=config.chans, pools=config.pools, sens_chans=config.sens_chans,
-                      sens_pools=config.sens_pools, norm=config.norm, groups=config.groups)
+                      sens_pools=config.sens_pools, norm=config.norm, groups=config.groups,
+                      readout_crop=config.readout_crop, virtual_coils=config.virtual_coils,
+                      warm_start=config.warm_start)
     return Unet(1, 1, chans=config.chans, num_pool_layers=config.pools, norm=config.norm, groups=config.groups,
                 drop_prob=config.drop_prob, residual=config.residual)
 

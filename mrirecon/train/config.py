@@ -22,7 +22,7 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("step", "cosine", "none")
 LOSSES = ("l1", "ssim")
 #: Options that may change when a run is resumed; the rest come from the checkpoint.
-RESUMABLE_OVERRIDES = ("epochs", "max_steps", "max_minutes", "device", "amp", "compile", "workers", "val_batch_size",
+RESUMABLE_OVERRIDES = ("epochs", "max_steps", "max_minutes", "max_cpu_minutes", "device", "amp", "compile", "workers", "val_batch_size",
                        "device_transform")
 
 
@@ -38,6 +38,9 @@ class TrainConfig:
     cascades: int = 12
     sens_chans: int = 8
     sens_pools: int = 4
+    readout_crop: bool = False  # VarNet: run on the target's rows of the readout (exact; see models.varnet)
+    virtual_coils: int = 0  # VarNet: compress the coils to this many virtual coils (0: keep all)
+    warm_start: bool = False  # VarNet: start from RSS-normalised low-resolution maps and near-zero cascades
     chans: int = 32
     pools: int = 4
     norm: str = "group"
@@ -53,6 +56,7 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None
     max_minutes: float | None = None
+    max_cpu_minutes: float | None = None  # CPU time of the training process (benchmarks: independent of load)
     batch_size: int = 1
     loss: str = "l1"
     optimizer: str = "adam"
@@ -88,6 +92,8 @@ class TrainConfig:
             (self.model != "varnet" or (self.pools <= 4 and self.sens_pools <= 4),
              "the VarNet's U-Nets take at most 4 pools (inputs are padded to a multiple of 16)"),
             (self.model != "varnet" or not self.residual, "residual applies to the U-Net only"),
+            (self.model == "varnet" or not (self.readout_crop or self.virtual_coils or self.warm_start),
+             "readout_crop, virtual_coils and warm_start apply to the VarNet only"),
             (self.norm in NORM_TYPES, f"norm must be one of {', '.join(NORM_TYPES)}, got {self.norm!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
@@ -118,6 +124,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "epochs": (1, 10**6, False, False),
     "max_steps": (0, 10**9, False, False),
     "max_minutes": (0, 10**6, True, False),
+    "max_cpu_minutes": (0, 10**6, True, False),
     "batch_size": (1, 4096, False, False),
     "val_batch_size": (1, 4096, False, False),
     "lr": (0, 10, True, False),
@@ -130,6 +137,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "cascades": (1, 64, False, False),
     "sens_chans": (1, 1024, False, False),
     "sens_pools": (1, 10, False, False),
+    "virtual_coils": (0, 1024, False, False),
 }
 
 #: Largest model a config may describe, and the activation memory of one 320x320 slice.

@@ -89,13 +89,20 @@ def reconstruct_volume(
 
 
 def varnet_forward(
-    model: VarNet, kspace: torch.Tensor, mask: torch.Tensor, padding: tuple[int, int] | None, *, amp: bool = False
+    model: VarNet,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    padding: tuple[int, int] | None,
+    *,
+    amp: bool = False,
+    rows: int | None = None,
 ) -> torch.Tensor:
     """The VarNet's image ``(S, H, W)`` (full grid, not yet cropped) for multi-coil k-space on its
-    device; ``mask`` (``(W,)`` or ``(H, W)``) is applied within the acquired columns ``padding``."""
+    device; ``mask`` (``(W,)`` or ``(H, W)``) is applied within the acquired columns ``padding``.
+    ``rows`` is the target's height (a model with ``readout_crop`` returns only those rows)."""
     inputs = varnet_inputs(kspace, mask, (kspace.shape[-2], kspace.shape[-1]), padding)
     with autocast(kspace.device, amp):
-        output = model(inputs.kspace, inputs.mask)
+        output = model(inputs.kspace, inputs.mask, rows=rows)
     return output.float()
 
 
@@ -124,7 +131,7 @@ def _varnet_volume(
     for start in range(0, volume.num_slices, batch_size):
         stop = min(start + batch_size, volume.num_slices)
         kspace = torch.from_numpy(volume.read_kspace(start, stop)).to(device, non_blocking=True)
-        output = center_crop(varnet_forward(model, kspace, mask_t, volume.padding, amp=amp), crop)
+        output = center_crop(varnet_forward(model, kspace, mask_t, volume.padding, amp=amp, rows=crop[0]), crop)
         if target is not None:
             part = torch.from_numpy(target[start:stop]).to(device)
             l1_sum += float((output - center_crop(part, output.shape[-2:])).abs().sum()) / max(scale, 1e-30)

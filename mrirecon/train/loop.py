@@ -115,7 +115,7 @@ def model_outputs(
         target = batch["target"].to(device, non_blocking=True)
         with autocast(device, amp):
             output = forward(batch["kspace"].to(device, non_blocking=True), batch["mask"].to(device, non_blocking=True),
-                             batch["num_low"].to(device))
+                             batch["num_low"].to(device), rows=target.shape[-2])
         output = center_crop(output.float(), tuple(target.shape[-2:]))
         scale = batch["max"].to(device).view(-1, 1, 1)
         return (output / scale).unsqueeze(1), (target / scale).unsqueeze(1)
@@ -280,7 +280,7 @@ def _train(
                            stop_signal=(stop.signum or signal.SIGINT) if interrupted else None)
 
     stop = _StopRequest()
-    clock = time.perf_counter()
+    clock, cpu_clock = time.perf_counter(), time.process_time()
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -291,7 +291,7 @@ def _train(
     )
     with stop.installed(), Progress(*columns, console=stderr_console, disable=not show) as progress:
         while epoch < config.epochs:
-            if _budget_spent(config, step, clock):
+            if _budget_spent(config, step, clock, cpu_clock):
                 checkpoint("last.pt")
                 return result(False)
             task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch,
@@ -331,7 +331,7 @@ def _train(
                         fields = {"loss": f"{loss.item():.4f}", "rate": f"{rate:.1f}"}
                     progress.update(task, advance=1, **fields)
                 stop_check = not info.enabled or step % STOP_CHECK_STEPS == 0  # the same steps on every rank
-                if (stop_check and _should_stop(stop.requested, info, device)) or _budget_spent(config, step, clock):
+                if (stop_check and _should_stop(stop.requested, info, device)) or _budget_spent(config, step, clock, cpu_clock):
                     break
             epoch_loss += torch.tensor([loss_sum.item(), seen], dtype=torch.float64)
             if _should_stop(stop.requested, info, device) or epoch_step < steps_per_epoch:
@@ -364,10 +364,14 @@ def _train(
     return result(False)
 
 
-def _budget_spent(config: TrainConfig, step: int, clock: float) -> bool:
-    """Whether ``max_steps`` or the wall-clock ``max_minutes`` of this session is used up
-    (the time budget is for benchmarks: it makes a run depend on the machine's speed)."""
+def _budget_spent(config: TrainConfig, step: int, clock: float, cpu_clock: float) -> bool:
+    """Whether ``max_steps``, the wall-clock ``max_minutes`` or the ``max_cpu_minutes`` of this
+    session is used up. The time budgets are for benchmarks: they make a run depend on the
+    machine's speed; ``max_cpu_minutes`` (``time.process_time``: every thread of this process,
+    not DataLoader workers) does not depend on how loaded the machine is."""
     if config.max_steps is not None and step >= config.max_steps:
+        return True
+    if config.max_cpu_minutes is not None and time.process_time() - cpu_clock >= 60.0 * config.max_cpu_minutes:
         return True
     return config.max_minutes is not None and time.perf_counter() - clock >= 60.0 * config.max_minutes
 

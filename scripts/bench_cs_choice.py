@@ -1,0 +1,72 @@
+"""Zero filling against ``cs-recon``'s defaults with ``--maps 1`` and ``--maps auto`` (the
+default), per case of ``scripts/bench_cs.py``'s suite (no knee), at 4x and 8x: SSIM, wall time, and per slice the formulation ``--maps auto``
+chose with its calibration test value (``map_misfit``) and ESPIRiT's weak flag.
+
+Runs in-process (``mrirecon.pipelines.cs_recon.cs_file``), same masks as ``subsample``.
+Usage: .venv/bin/python scripts/bench_cs_choice.py [--threads 2] [--cases brain,alias] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_cs  # noqa: E402  (its suite's files, masks and scoring)
+
+def run(path: Path, accel: int, work: Path, maps: str):
+    from mrirecon.io import read_reconstruction
+    from mrirecon.mri.masks import MaskSpec
+    from mrirecon.pipelines.cs_recon import CSConfig, cs_file
+
+    out = work / "choice" / f"{path.stem}_{accel}_{maps}.h5"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = cs_file(path, out, CSConfig(mask=MaskSpec("random", accel), device="cpu", overwrite=True, maps=maps))
+    if not result.ok:
+        raise RuntimeError(result.error)
+    return time.perf_counter() - start, read_reconstruction(out), result.info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_cs")
+    parser.add_argument("--cases", default="", help="Comma-separated texts: only cases whose label contains one (as bench_cs.py --cases).")
+    args = parser.parse_args()
+    import torch
+
+    from mrirecon.mri.zero_filled import zero_filled
+
+    torch.set_num_threads(args.threads)
+    print("| case | zero-filled | --maps 1 (s) | --maps auto (s) | auto - zf | auto's choice per slice (misfit, weak) |")
+    print("|---|---|---|---|---|---|")
+    for case in bench_cs.select(bench_cs.suite(knee_slices=0), args.cases):
+        label, path = case.label, case.make(args.work)
+        for accel in (4, 8):
+            kspace, _, _, target, crop = bench_cs.undersample(path, accel)
+            multicoil = kspace.shape[1] > 1
+            zf = zero_filled(torch.from_numpy(kspace if multicoil else kspace[:, 0]), crop).numpy()
+            zf_ssim = bench_cs.score(target, zf)[0]
+            cells, auto_ssim, choice = [], None, "single coil"
+            for maps in ("1", "auto") if multicoil else ("1",):
+                sec, rec, info = run(path, accel, args.work, maps)
+                ssim = bench_cs.score(target, np.asarray(rec))[0]
+                cells.append(f"{ssim:.4f} ({sec:.1f})")
+                if maps == "auto" or not multicoil:
+                    auto_ssim = ssim
+                if maps == "auto":
+                    choice = ", ".join(f"{s['formulation']} ({s.get('map_misfit', '-')}, {s.get('weak_maps', '-')})"
+                                       for s in info["slices"])
+            if not multicoil:
+                cells.append(cells[0])
+            print(f"| {label} {accel}x | {zf_ssim:.4f} | {cells[0]} | {cells[1]} | {auto_ssim - zf_ssim:+.4f} | {choice} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
