@@ -17,7 +17,9 @@ over itself), the 7-slice 8-coil GE phantom, the single-coil GRE phantom, the 16
 (128 and 96) and the 2-coil GRE phantom with 2x readout oversampling; and a knee-sized timing case
 (``sample-data --preset knee``, 15 coils, 640x368, a few slices; 4x only). ``--cases`` runs the
 cases whose label contains any of its comma-separated texts; ``--json`` appends each finished row
-to a file and ``--table FILE`` prints the table of such files, so the suite can run in pieces.
+to a file and ``--table FILE...`` prints the table of such files, so the suite can run in pieces;
+``--only tv,wavelet,bart`` runs only those columns (a column rerun after a default changed; in
+``--table`` a later file's columns replace an earlier one's for the same case).
 All tools run with the same thread count.
 
 Installs BART (``apt-get install -y bart``) and SigPy (``pip install sigpy``) when missing;
