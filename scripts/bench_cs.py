@@ -17,7 +17,9 @@ over itself), the 7-slice 8-coil GE phantom, the single-coil GRE phantom, the 16
 (128 and 96) and the 2-coil GRE phantom with 2x readout oversampling; and a knee-sized timing case
 (``sample-data --preset knee``, 15 coils, 640x368, a few slices; 4x only). ``--cases`` runs the
 cases whose label contains any of its comma-separated texts; ``--json`` appends each finished row
-to a file and ``--table FILE`` prints the table of such files, so the suite can run in pieces.
+to a file and ``--table FILE...`` prints the table of such files, so the suite can run in pieces;
+``--only tv,wavelet,bart`` runs only those columns (a column rerun after a default changed; in
+``--table`` a later file's columns replace an earlier one's for the same case).
 All tools run with the same thread count.
 
 Installs BART (``apt-get install -y bart``) and SigPy (``pip install sigpy``) when missing;
@@ -287,6 +289,8 @@ class Options:
     """What to run per case besides the defaults."""
 
     threads: int = 2
+    tv: bool = True
+    wavelet: bool = True
     bart: bool = True
     sigpy: bool = False
     sweep_ours: bool = False
@@ -298,6 +302,14 @@ LAMS_OURS = [0.001, 0.003, 0.01, 0.03]
 LAMS_BART = [0.003, 0.01, 0.03]
 LAMS_BART_L1 = [0.001, 0.002, 0.005, 0.01]
 LAMS_SIGPY = [0.001, 0.003, 0.01, 0.03]
+
+
+def merge_rows(rows: list[dict]) -> list[dict]:
+    """Rows of the same case merged in order (a later row's columns replace an earlier one's)."""
+    merged: dict[str, dict] = {}
+    for row in rows:
+        merged.setdefault(row["case"], {}).update(row)
+    return list(merged.values())
 
 
 def children_cpu() -> float:
@@ -323,18 +335,20 @@ def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> d
     row: dict = {"case": f"{case.label} {accel}x", "zf": score(target, zf)}
     single = kspace.shape[1] == 1
     # mrirecon: the whole process, at its defaults
-    runs = []
-    for _ in range(opts.repeat if case.knee else 1):
-        cpu = children_cpu()
-        sec, rec = run_mrirecon(path, accel, None, work, opts.threads)
-        runs.append((sec, children_cpu() - cpu))
-    sec, row["mrirecon cpu"] = (float(np.median([r[i] for r in runs])) for i in (0, 1))
-    row["mrirecon"] = (sec, score(target, rec), "default")
+    if opts.tv:
+        runs = []
+        for _ in range(opts.repeat if case.knee else 1):
+            cpu = children_cpu()
+            sec, rec = run_mrirecon(path, accel, None, work, opts.threads)
+            runs.append((sec, children_cpu() - cpu))
+        sec, row["mrirecon cpu"] = (float(np.median([r[i] for r in runs])) for i in (0, 1))
+        row["mrirecon"] = (sec, score(target, rec), "default")
     if not case.knee:
-        sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet")
-        row["wavelet"] = (sec, score(target, rec), "default")
+        if opts.wavelet:
+            sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet")
+            row["wavelet"] = (sec, score(target, rec), "default")
         if opts.sweep_ours:
-            best = row["mrirecon"]
+            best = row.get("mrirecon")
             for lam in LAMS_OURS:
                 sec, rec = run_mrirecon(path, accel, lam, work, opts.threads)
                 best = _best(best, sec, score(target, rec), lam)
@@ -391,7 +405,9 @@ def main() -> None:
     parser.add_argument("--cases", default="", help="Only cases whose label contains any of these comma-separated texts (e.g. 'brain,GE').")
     parser.add_argument("--list", action="store_true", help="Print the suite's case labels and exit.")
     parser.add_argument("--json", type=Path, help="Append each finished row to this file (JSON lines).")
-    parser.add_argument("--table", type=Path, nargs="+", help="Print the table of rows saved by --json and exit.")
+    parser.add_argument("--table", type=Path, nargs="+", help="Print the table of rows saved by --json and exit "
+                        "(rows of the same case merge: a later file's columns replace an earlier one's).")
+    parser.add_argument("--only", default="", help="Only these comma-separated columns: tv, wavelet, bart (zero-filled always).")
     parser.add_argument("--compare-maps", action="store_true", help="Also compare our ESPIRiT maps with BART's ecalib.")
     parser.add_argument("--repeat", type=int, default=3, help="Knee case: mrirecon's time is the median of this many runs.")
     parser.add_argument("--wait-policy", choices=("passive", "spin"), default="passive",
@@ -409,14 +425,17 @@ def main() -> None:
         print("\n".join(f"{c.label}: {', '.join(f'{a}x' for a in c.accels)}" for c in cases))
         return
     if args.table:
-        print_table([json.loads(line) for f in args.table for line in f.read_text().splitlines() if line.strip()])
+        print_table(merge_rows([json.loads(line) for f in args.table for line in f.read_text().splitlines() if line.strip()]))
         return
     ensure_tools(sigpy=args.sigpy)
     import torch
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
+    only = {c.strip() for c in args.only.split(",") if c.strip()}
     opts = Options(threads=args.threads, sigpy=args.sigpy, sweep_ours=args.sweep_ours, maps_auto=args.maps_auto, repeat=args.repeat)
+    if only:
+        opts.tv, opts.wavelet, opts.bart = "tv" in only, "wavelet" in only, "bart" in only
     rows = []
     for case in cases:
         path = case.make(args.work)
@@ -482,7 +501,7 @@ def print_table(rows: list[dict]) -> None:
             else:
                 cells.append("-" if tool not in row else "failed")
         if ratio:
-            cells.append(f"{row['mrirecon'][0] / row['bart'][0]:.2f}" if row.get("bart") else "-" if "bart" not in row else "BART failed")
+            cells.append(f"{row['mrirecon'][0] / row['bart'][0]:.2f}" if row.get("bart") and row.get("mrirecon") else "-" if "bart" not in row else "BART failed")
         print("| " + " | ".join(cells) + " |")
     for line in targets(rows):
         print(line)

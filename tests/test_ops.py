@@ -12,7 +12,7 @@ from mrirecon.ops import (
     VStack, Wavelet, Zero, normalise_maps, sense_op,
 )
 from mrirecon.ops.vector import norm2, vdot
-from mrirecon.ops.wavelet import FILTERS, filter_bank
+from mrirecon.ops.wavelet import FILTERS, WaveletDetails, filter_bank
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -41,6 +41,7 @@ OPERATORS = {
     "multiply": (Multiply(_c(1, H, W)), IMAGE),
     "wavelet db4 shifted": (Wavelet((H, W), "db4", 2, shift=(3, 1)), IMAGE),
     "wavelet padded": (Wavelet((13, 9), "db2", 3), _c(S, 13, 9)),
+    "wavelet details": (WaveletDetails(Wavelet((H, W), "db4", 2, shift=(1, 2))), IMAGE),
     "sum": (FFT2() + 2.0 * Identity(), IMAGE),
     "scaled per slice": (torch.tensor([1.0, 3.0]) * FiniteDifference(), IMAGE),
     "vstack": (VStack([sense_op(MASK, MAPS), FiniteDifference()]), IMAGE),
@@ -164,3 +165,16 @@ def test_map_normalisation_is_unit_norm_with_a_uniform_floor():
     assert torch.allclose(out[0, :, 0, 0], torch.full((C,), C**-0.5, dtype=out.dtype))
     assert torch.allclose(vdot(out, out), torch.full((S,), float(H * W)), rtol=1e-5)
     assert random_like(out).shape == out.shape
+
+
+def test_wavelet_details_prox_keeps_the_approximation_and_shrinks_the_details():
+    op = WaveletDetails(Wavelet((16, 16), "db2", 2))
+    x = torch.randn(2, 16, 16, dtype=torch.complex64)
+    out = op.prox_l1(x, L1(0.1), 1.0)
+    rows, cols = op.approximation()
+    c_in, c_out = op.wavelet(x), op.wavelet(out)
+    torch.testing.assert_close(c_out[..., rows, cols], c_in[..., rows, cols])
+    detail = torch.ones(16, 16, dtype=torch.bool)
+    detail[rows, cols] = False
+    assert (c_out.abs()[..., detail] <= c_in.abs()[..., detail] + 1e-6).all()
+    assert c_out.abs()[..., detail].sum() < c_in.abs()[..., detail].sum() - 0.05

@@ -155,16 +155,24 @@ class _Problem:
         (the prediction ``None`` unless ``predict``: a coil-sized FFT the final solve does not need)."""
         cfg = self.config
         k = self.kspace[idx] * _mask4(mask, self.kspace)
+        wavelet = cfg.reg != "tv"  # every formulation has its wavelet version (one function, by the maps' shape)
         if form == "coil":
-            x = coil_tv_recon(k, mask, lam * COIL_LAM_FACTOR, iters, self.full_rows, coil_images=True)
+            if wavelet:
+                x = sense_wavelet_recon(k, mask, None, lam * COIL_LAM_FACTOR, iters, cfg.reg, self.full_rows, cfg.seed)
+            else:
+                x = coil_tv_recon(k, mask, lam * COIL_LAM_FACTOR, iters, self.full_rows, coil_images=True)
             return torch.linalg.vector_norm(x, dim=1), fft2c(x) if predict else None, iters, []
         if form == "sense2":
             maps2 = self.maps2[idx]
-            x = sense_sets_tv_recon(k, mask, maps2, lam, iters * PDHG_ITERATION_FACTOR, self.full_rows)
+            its = iters if wavelet else iters * PDHG_ITERATION_FACTOR
+            if wavelet:
+                x = sense_wavelet_recon(k, mask, maps2, lam, iters, cfg.reg, self.full_rows, cfg.seed)
+            else:
+                x = sense_sets_tv_recon(k, mask, maps2, lam, its, self.full_rows)
             pred = fft2c((maps2 * x.unsqueeze(2)).sum(dim=1)) if predict else None
-            return torch.linalg.vector_norm(x, dim=1), pred, iters * PDHG_ITERATION_FACTOR, []
+            return torch.linalg.vector_norm(x, dim=1), pred, its, []
         maps = None if self.maps is None else self.maps[idx]
-        if cfg.reg != "tv":
+        if wavelet:
             x = sense_wavelet_recon(k, mask, maps, lam, iters, cfg.reg, self.full_rows, cfg.seed)
             coil = x.unsqueeze(1) if maps is None else maps * x.unsqueeze(1)
             return x.abs(), fft2c(coil) if predict else None, iters, []

@@ -115,32 +115,59 @@ def sense_wavelet_recon(
     kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor | None, lam: torch.Tensor, iters: int,
     reg: str = "wavelet", full_rows: int | None = None, seed: int = 0,
 ) -> torch.Tensor:
-    """One-set SENSE (``maps=None``: single coil) with L1-wavelet (``reg="wavelet"``: FISTA with a new
-    random wavelet shift every iteration, BART's cycle spinning) or TV plus L1-wavelet at the same
-    ``lam`` (``"tv+wavelet"``: PDHG over ``[A; D; W]``). Complex images ``(S, H, W)`` at the input's scale."""
+    """L1-wavelet (``reg="wavelet"``: FISTA with a new random wavelet shift every iteration, BART's
+    cycle spinning) or TV plus L1-wavelet at the same ``lam`` (``"tv+wavelet"``: PDHG over
+    ``[A; D; W]``) for every formulation of ``mrirecon.cs.chunk``, by the shape of ``maps``:
+
+    - ``(S, C, H, W)``: one-set SENSE, images ``(S, H, W)``;
+    - ``(S, M, C, H, W)``: soft-SENSE with ``M`` map sets, images ``(S, M, H, W)``;
+    - ``None``: single coil (``C = 1``), images ``(S, H, W)``; or, with ``C > 1``, no maps: the coil
+      images ``(S, C, H, W)`` with joint sparsity across coils (their wavelet coefficients and
+      gradients share one magnitude per position).
+
+    Complex images at the input's scale."""
     from mrirecon.cs.solvers import fista
-    from mrirecon.ops import TransformedL1, Wavelet
+    from mrirecon.ops import Wavelet
     from mrirecon.ops.sense import sense_op
+    from mrirecon.ops.wavelet import WaveletDetails
     from mrirecon.ops.vector import add
 
-    maps_s = None if maps is None else torch.fft.ifftshift(maps, dim=DIMS)
+    if reg not in REGULARISERS[1:]:
+        raise ValueError(f"unknown regulariser {reg!r}; use {', '.join(REGULARISERS)}")
     zf = torch.fft.ifft2(torch.fft.ifftshift(kspace, dim=DIMS), norm="ortho")
-    combined = zf[:, 0] if maps_s is None else torch.linalg.vecdot(maps_s, zf, dim=1)
-    data = shifted(kspace, mask, combined, full_rows)
-    a = sense_op(data.mask, maps_s, centred=False)
+    coil_free = maps is None and kspace.shape[1] > 1
+    joint = (1,) if coil_free else ()  # the axis sharing one magnitude besides the TV directions
+    maps_s = None if maps is None else torch.fft.ifftshift(maps, dim=DIMS)
+    if coil_free:
+        reference = torch.linalg.vector_norm(zf, dim=1)
+    elif maps_s is None:
+        reference = zf[:, 0]
+    elif maps_s.ndim == 5:
+        reference = torch.linalg.vector_norm(Sensitivity(maps_s).H(zf), dim=1)
+    else:
+        reference = torch.linalg.vecdot(maps_s, zf, dim=1)
+    data = shifted(kspace, mask, reference, full_rows)
+    if coil_free:
+        a = Sampling(data.mask) @ FFT2(centred=False)
+    elif maps_s is not None and maps_s.ndim == 5:
+        a = Sampling(data.mask) @ FFT2(centred=False) @ Sensitivity(maps_s)
+    else:
+        a = sense_op(data.mask, maps_s, centred=False)
+    # ||A||^2 <= the largest per-pixel energy of the maps (1 for normalised one-set maps, no maps)
+    norm2 = 1.0 if maps_s is None else max(1.0, float(maps_s.real.square().add(maps_s.imag.square()).flatten(1, -3).sum(1).max()))
     x0 = a.H(data.kspace)
     wav = Wavelet(tuple(x0.shape[-2:]), WAVELET, WAVELET_LEVELS)
+    details = WaveletDetails(wav)
     if reg == "wavelet":
         gen = torch.Generator().manual_seed(seed)
         wav.random_shift(gen)
-        prox = TransformedL1(wav, L1(lam)).prox
-        x = fista(lambda x: a.H(add(a(x), data.kspace, -1.0)), prox, x0, 1.0, iters,
+        l1 = L1(lam, group_dims=joint)
+        x = fista(lambda x: a.H(add(a(x), data.kspace, -1.0)), lambda x, t: details.prox_l1(x, l1, t), x0, 1.0 / norm2, iters,
                   callback=lambda i, x: wav.random_shift(gen))
-    elif reg == "tv+wavelet":
-        k = VStack([a, FiniteDifference(), wav])
-        f = SeparableSum([L2Squared(data.kspace), L1(lam, group_dims=(-3,)), L1(lam)])
-        step = 0.99 / (1.0 + 8.0 + 1.0) ** 0.5
-        x = pdhg(f, Zero(), k, x0, step, step, iters * 3)
     else:
-        raise ValueError(f"unknown regulariser {reg!r}; use {', '.join(REGULARISERS)}")
-    return torch.fft.fftshift(x, dim=DIMS) * data.scale.reshape(-1, 1, 1)
+        k = VStack([a, FiniteDifference(), details])
+        f = SeparableSum([L2Squared(data.kspace), L1(lam, group_dims=joint + (-3,)), L1(lam, group_dims=joint)])
+        step = 0.99 / (norm2 + 8.0 + 1.0) ** 0.5
+        x = pdhg(f, Zero(), k, x0, step, step, iters * 3)
+    scale = data.scale.reshape(-1, *[1] * (x.ndim - 1))
+    return torch.fft.fftshift(x, dim=DIMS) * scale

@@ -125,3 +125,40 @@ class Wavelet(Linop):
         if any(self.shift):
             out = torch.roll(out, shifts=(-self.shift[0], -self.shift[1]), dims=(-2, -1))
         return out[..., :h, :w]
+
+
+class WaveletDetails(Linop):
+    """``x -> W x`` with the coarsest approximation block zeroed: the coefficients a sparsity
+    penalty acts on (BART and SigPy leave the low-pass band unpenalised; shrinking it darkens the
+    whole image). The adjoint zeroes the block and synthesises."""
+
+    def __init__(self, wavelet: Wavelet):
+        self.wavelet = wavelet
+
+    def approximation(self) -> tuple[slice, slice]:
+        """The index of the coarsest approximation block in the packed coefficients (last two axes)."""
+        ph, pw = self.wavelet.padded_hw
+        step = 2**self.wavelet.levels
+        return slice(0, ph // step), slice(0, pw // step)
+
+    def _zero(self, c: torch.Tensor) -> torch.Tensor:
+        rows, cols = self.approximation()
+        c = c.clone()
+        c[..., rows, cols] = 0
+        return c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._zero(self.wavelet(x))
+
+    def adjoint(self, c: torch.Tensor) -> torch.Tensor:
+        return self.wavelet.H(self._zero(c))
+
+    def prox_l1(self, x: torch.Tensor, l1, sigma) -> torch.Tensor:
+        """The prox of ``l1(details(x))`` at ``x`` (exact for an orthonormal ``W``): shrink the
+        detail coefficients, keep the approximation."""
+        rows, cols = self.approximation()
+        c = self.wavelet(x)
+        kept = c[..., rows, cols].clone()
+        c = l1.prox(c, sigma)
+        c[..., rows, cols] = kept
+        return self.wavelet.H(c)
