@@ -246,7 +246,7 @@ def _train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if config.compile:
-        forward = torch.compile(forward)
+        forward = compile_model(model, forward, config.model)
 
     def checkpoint(name: str) -> None:
         if info.is_main:
@@ -362,6 +362,21 @@ def _train(
                     + (" (best so far)" if improved else ""), highlight=False)
             barrier(info)
     return result(False)
+
+
+def compile_model(model: torch.nn.Module, forward: torch.nn.Module, kind: str) -> torch.nn.Module:
+    """``torch.compile`` for training. The U-Net compiles whole. The VarNet's complex k-space
+    steps (FFTs, coil sums) break inductor's backward (a complex-as-real view of a strided
+    gradient), so only its real-valued U-Nets are compiled, in place: the state dict keeps its
+    keys, and checkpoints load into an uncompiled model."""
+    if kind != "varnet":
+        return torch.compile(forward)
+    from mrirecon.models.unet import Unet
+
+    for module in model.modules():
+        if isinstance(module, Unet):
+            module.compile()
+    return forward
 
 
 def _budget_spent(config: TrainConfig, step: int, clock: float, cpu_clock: float) -> bool:
