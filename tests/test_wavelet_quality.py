@@ -23,8 +23,7 @@ from mrirecon.pipelines.convert import ConvertConfig, convert_npy
 from mrirecon.pipelines.cs_recon import WAVELET_LAM, WAVELET_SINGLECOIL_LAM, CSConfig, cs_file
 from mrirecon.pipelines.zf_recon import ZeroFilledConfig, zf_recon
 
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
-              pytest.mark.skipif(not (REAL_DATA / "brain_t2_4coil.npy").is_file(), reason="needs ../shared/data/real")]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
