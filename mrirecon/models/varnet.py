@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from mrirecon.mri.coil_compression import compress, compression_matrix
 from mrirecon.mri.coils import rss
 from mrirecon.mri.fft import fft2c, ifft2c
+from mrirecon.mri.readout import crop_readout as crop_readout_window
 from mrirecon.models.unet import Unet
 
 #: The U-Net's input is padded to a multiple of this (2**pools for up to 4 pools).
@@ -202,11 +203,9 @@ class VarNet(nn.Module):
 
 
 def crop_readout(kspace: torch.Tensor, rows: int) -> torch.Tensor:
-    """The k-space ``(..., H, W)`` of the central ``rows`` of the image along the readout (H):
-    inverse FFT along H, crop, FFT back (orthonormal, so the cropped image is unchanged)."""
-    start = (kspace.shape[-2] - rows) // 2
-    image = ifft2c(kspace, dim=(-2,))
-    return fft2c(image[..., start : start + rows, :], dim=(-2,))
+    """The k-space ``(..., rows, W)`` of the central ``rows`` of the image along the readout (H),
+    centred as ``center_crop`` centres (``mri.readout.crop_readout`` on that window)."""
+    return crop_readout_window(kspace, ((kspace.shape[-2] - rows) // 2, rows))
 
 
 @torch.no_grad()
