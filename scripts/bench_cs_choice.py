@@ -37,6 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench_cs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="Sample-scan seeds (default: the suite's 21 22 23; others check the defaults on scans they were not tuned on).")
     parser.add_argument("--cases", default="", help="Comma-separated texts: only cases whose label contains one (as bench_cs.py --cases).")
     args = parser.parse_args()
     import torch
@@ -46,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print("| case | zero-filled | --maps 1 (s) | --maps auto (s) | auto - zf | auto's choice per slice (misfit, weak) |")
     print("|---|---|---|---|---|---|")
-    for case in bench_cs.select(bench_cs.suite(knee_slices=0), args.cases):
+    for case in bench_cs.select(bench_cs.suite(knee_slices=0, **({} if args.seeds is None else {"seeds": args.seeds})), args.cases):
         label, path = case.label, case.make(args.work)
         for accel in (4, 8):
             kspace, _, _, target, crop = bench_cs.undersample(path, accel)
