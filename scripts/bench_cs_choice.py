@@ -2,8 +2,12 @@
 default), per case of ``scripts/bench_cs.py``'s suite (no knee), at 4x and 8x: SSIM, wall time, and per slice the formulation ``--maps auto``
 chose with its calibration test value (``map_misfit``) and ESPIRiT's weak flag.
 
+``--lam``: instead, the fixed default lambda against ``--lam auto`` (the discrepancy principle of
+``mrirecon.cs.lambda_choice``), both with ``--maps auto``: SSIM, wall time and auto's time over the
+default's, and the lambdas auto chose per slice (``--reg wavelet`` for the wavelet defaults).
+
 Runs in-process (``mrirecon.pipelines.cs_recon.cs_file``), same masks as ``subsample``.
-Usage: .venv/bin/python scripts/bench_cs_choice.py [--threads 2] [--cases brain,alias] [--work DIR]
+Usage: .venv/bin/python scripts/bench_cs_choice.py [--threads 2] [--cases brain,alias] [--work DIR] [--lam [--reg wavelet]]
 """
 
 from __future__ import annotations
@@ -19,15 +23,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_cs  # noqa: E402  (its suite's files, masks and scoring)
 
-def run(path: Path, accel: int, work: Path, maps: str):
+def run(path: Path, accel: int, work: Path, maps: str, lam: str | None = None, reg: str = "tv"):
     from mrirecon.io import read_reconstruction
     from mrirecon.mri.masks import MaskSpec
     from mrirecon.pipelines.cs_recon import CSConfig, cs_file
 
-    out = work / "choice" / f"{path.stem}_{accel}_{maps}.h5"
+    out = work / "choice" / f"{path.stem}_{accel}_{maps}_{lam}_{reg}.h5"
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result = cs_file(path, out, CSConfig(mask=MaskSpec("random", accel), device="cpu", overwrite=True, maps=maps))
+    result = cs_file(path, out, CSConfig(mask=MaskSpec("random", accel), device="cpu", overwrite=True, maps=maps, lam=lam, reg=reg))
     if not result.ok:
         raise RuntimeError(result.error)
     return time.perf_counter() - start, read_reconstruction(out), result.info
@@ -40,12 +44,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="Sample-scan seeds (default: the suite's 21 22 23; others check the defaults on scans they were not tuned on).")
     parser.add_argument("--cases", default="", help="Comma-separated texts: only cases whose label contains one (as bench_cs.py --cases).")
+    parser.add_argument("--lam", action="store_true", help="The fixed default lambda against --lam auto (see the module docstring).")
+    parser.add_argument("--reg", default="tv", help="With --lam: the regulariser (tv or wavelet).")
     args = parser.parse_args()
     import torch
 
     from mrirecon.mri.zero_filled import zero_filled
 
     torch.set_num_threads(args.threads)
+    if args.lam:
+        return compare_lambda(args)
     print("| case | zero-filled | --maps 1 (s) | --maps auto (s) | auto - zf | auto's choice per slice (misfit, weak) |")
     print("|---|---|---|---|---|---|")
     for case in bench_cs.select(bench_cs.suite(knee_slices=0, **({} if args.seeds is None else {"seeds": args.seeds})), args.cases):
@@ -68,6 +76,32 @@ def main() -> None:
             if not multicoil:
                 cells.append(cells[0])
             print(f"| {label} {accel}x | {zf_ssim:.4f} | {cells[0]} | {cells[1]} | {auto_ssim - zf_ssim:+.4f} | {choice} |", flush=True)
+
+
+def compare_lambda(args) -> None:
+    """Zero filling, the fixed default lambda and ``--lam auto`` per case (``--lam``)."""
+    import torch
+
+    from mrirecon.mri.zero_filled import zero_filled
+
+    print(f"| case ({args.reg}) | zero-filled | default (s) | --lam auto (s) | auto - default | auto - zf | time ratio | auto's lambda per slice |")
+    print("|---|---|---|---|---|---|---|---|")
+    gains = []
+    for case in bench_cs.select(bench_cs.suite(knee_slices=0, **({} if args.seeds is None else {"seeds": args.seeds})), args.cases):
+        path = case.make(args.work)
+        for accel in (4, 8):
+            kspace, _, _, target, crop = bench_cs.undersample(path, accel)
+            multicoil = kspace.shape[1] > 1
+            zf = bench_cs.score(target, zero_filled(torch.from_numpy(kspace if multicoil else kspace[:, 0]), crop).numpy())[0]
+            sec_d, rec_d, _ = run(path, accel, args.work, "auto", None, args.reg)
+            sec_a, rec_a, info = run(path, accel, args.work, "auto", "auto", args.reg)
+            fixed, auto = bench_cs.score(target, np.asarray(rec_d))[0], bench_cs.score(target, np.asarray(rec_a))[0]
+            gains.append(auto - fixed)
+            lams = ", ".join(f"{s['lambda']:.4g}" for s in info["slices"])
+            print(f"| {case.label} {accel}x | {zf:.4f} | {fixed:.4f} ({sec_d:.1f}) | {auto:.4f} ({sec_a:.1f}) | {auto - fixed:+.4f} "
+                  f"| {auto - zf:+.4f} | {sec_a / sec_d:.2f} | {lams} |", flush=True)
+    if gains:
+        print(f"\nmean auto - default: {np.mean(gains):+.4f} over {len(gains)} rows")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""``--lam auto``'s pieces (``mrirecon.cs.lambda_choice``): the noise estimate from the data, the
+discrepancy search, and lambda's response to noise in a chunk reconstruction."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrirecon.cs.chunk import DISCREPANCY_TAU, ChunkConfig, reconstruct_chunk
+from mrirecon.cs.recon import tv_recon
+from mrirecon.cs.lambda_choice import LAMBDA_RANGE, discrepancy_lambda, noise_variance
+from mrirecon.io import open_volume
+from mrirecon.mri.fft import fft2c
+from mrirecon.mri.masks import column_mask
+from mrirecon.mri.sensitivity import calibration_region
+from mrirecon.pipelines.sample_data import SampleDataConfig, generate_sample_data
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def sample_kspace(tmp_path_factory):
+    """One fully sampled single-coil and one 8-coil sample slice, with a 4x random column mask each."""
+    out = {}
+    for challenge in ("singlecoil", "multicoil"):
+        folder = tmp_path_factory.mktemp(challenge)
+        config = SampleDataConfig(challenge=challenge, volumes=1, slices=1, coils=8 if challenge == "multicoil" else None, seed=5)
+        summary = generate_sample_data(folder, config, quiet=True)
+        with open_volume(Path(summary.results[0].output)) as volume:
+            k = torch.from_numpy(volume.read_kspace(0, 1))
+        k = k if k.ndim == 4 else k.unsqueeze(1)
+        mask, low = column_mask("random", k.shape[-1], 4, 0.08, seed=(3,))
+        out[challenge] = (k, torch.from_numpy(mask), low)
+    return out
+
+
+def _noise(like: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(like.shape, generator=gen), torch.randn(like.shape, generator=gen)) * (sigma / math.sqrt(2))
+
+
+@pytest.mark.parametrize("challenge", ["singlecoil", "multicoil"])
+def test_noise_estimate_recovers_added_noise(sample_kspace, challenge):
+    """Noise of known variance added to a sample scan comes back within 10% (the scan's own noise,
+    estimated first, adds to it); column masks and a 2D mask."""
+    k, mask, _ = sample_kspace[challenge]
+    coils = k.shape[1]
+    own = noise_variance(k * mask, mask).variance
+    sigma = 3.0 * math.sqrt(float(own) / coils)  # per coil, 9x the scan's own noise energy
+    noisy = k + _noise(k, sigma, 0)
+    estimate = noise_variance(noisy * mask, mask)
+    assert estimate.method == "haar-readout"
+    assert float(estimate.variance) == pytest.approx(float(own) + coils * sigma**2, rel=0.1)
+    mask2d = torch.rand(k.shape[-2:], generator=torch.Generator().manual_seed(1)) < 0.4
+    estimate2d = noise_variance(noisy * mask2d, mask2d)
+    assert estimate2d.method == "haar-kspace"
+    assert float(estimate2d.variance) == pytest.approx(float(own) + coils * sigma**2, rel=0.1)
+
+
+def test_discrepancy_lambda_hits_the_target_of_a_power_law_and_clamps():
+    default = torch.tensor([0.01, 0.01, 0.01])
+    target = torch.tensor([2.0, 1e-12, 1e12])
+
+    def residual(lam: torch.Tensor) -> torch.Tensor:
+        return 5e3 * lam**1.5  # residual(0.01) = 5.0
+
+    lam, probes = discrepancy_lambda(residual, target, default)
+    assert probes.shape == (2, 3)
+    assert float(residual(lam[:1])) == pytest.approx(2.0, rel=1e-4)
+    assert lam[1:].tolist() == pytest.approx([0.01 / LAMBDA_RANGE, 0.01 * LAMBDA_RANGE], rel=1e-5)
+
+
+def test_chosen_lambda_rises_with_noise_and_its_residual_meets_the_target(sample_kspace):
+    """Single-coil sample slice at 4x: more noise, larger lambda; the chosen lambda's residual (a
+    probe-length solve) lands near the discrepancy target it was chosen for."""
+    k, mask, low = sample_kspace["singlecoil"]
+    calib = calibration_region(mask.numpy(), tuple(k.shape[-2:]), low)
+    own = float(noise_variance(k * mask, mask).variance)
+    lams, infos = [], []
+    for factor in (0.0, 3.0, 10.0):
+        noisy = (k + _noise(k, factor * math.sqrt(own), 2)) * mask
+        result = reconstruct_chunk(noisy, mask, calib, ChunkConfig(None, 0.002, 20), multicoil=False)
+        lams.append(result.slices[0]["lambda"])
+        infos.append(result.slices[0])
+    assert lams[0] < lams[1] < lams[2], lams
+    # where the chosen lambda is inside the clamp, a probe-length solve there meets the target
+    inside = [i for i, lam in enumerate(lams) if 0.002 / LAMBDA_RANGE * 1.01 < lam < 0.002 * LAMBDA_RANGE / 1.01]
+    assert inside, (lams, infos)
+    for i in inside:
+        noisy = (k + _noise(k, (0.0, 3.0, 10.0)[i] * math.sqrt(own), 2)) * mask
+        image = tv_recon(noisy[:, 0], mask, None, lams[i], max_iter=ChunkConfig(None, 0.002, 20).selection_iters).image
+        residual = float(torch.view_as_real(fft2c(image) * mask - noisy[:, 0]).square().sum())
+        measured = int((noisy[:, 0].abs() > 0).sum())
+        target = DISCREPANCY_TAU * float(noise_variance(noisy, mask).variance) * measured
+        assert residual == pytest.approx(target, rel=0.25), (i, lams, infos)
