@@ -566,7 +566,8 @@ def cs_recon_command(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     lam: Optional[str] = typer.Option(
         None, "--lam", help="Regularisation weight, dimensionless (k-space is scaled to a reference level); default per "
-        "acceleration; auto: chosen per slice by hold-out validation on the data (reported per slice in --json).",
+        "acceleration; auto: chosen per slice by a discrepancy principle on the noise level estimated from the "
+        "k-space (reported per slice in --json; measured no better than the default).",
         callback=_lam_value),
     maps: str = typer.Option(
         "auto", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "
