@@ -25,7 +25,7 @@ from mrirecon.io.errors import InputError
 from mrirecon.mri.crop import center_crop
 from mrirecon.mri.espirit import espirit
 from mrirecon.mri.fft import ifft2c
-from mrirecon.ops.sense import normalise_maps  # noqa: F401 (re-exported: the one normalisation)
+from mrirecon.ops.sense import coil_norm, normalise_maps  # noqa: F401 (re-exported: the one normalisation)
 
 SENS_METHODS = ("espirit", "acs")
 
@@ -50,7 +50,7 @@ class SensitivityResult:
 
 def object_region(images: torch.Tensor) -> torch.Tensor:
     """Where the coil images ``(S, C, H, W)`` are bright: RSS above 20% of its maximum, ``(S, H, W)``."""
-    power = torch.linalg.vector_norm(images, dim=1)
+    power = coil_norm(images, dim=1)
     return power > 0.2 * power.amax(dim=(-2, -1), keepdim=True)
 
 
