@@ -297,3 +297,49 @@ def test_cli_bad_numbers_give_one_line_and_exit_2(tmp_path, option, value, words
     assert len(lines) == 1 and words in lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+#: Shapes (slices, rows, half columns) on which torch 2.14.1's CPU ``irfftn``/``ifftn`` over leading
+#: axes corrupted the heap (``sample-data --preset knee --slices 6`` aborted in ``bandlimited_noise``).
+HEAP_CRASH_SHAPES = [(12, 640, 185), (2, 640, 185), (4, 640, 185), (12, 256, 73)]
+
+_HEAP_PROBE = """
+import ctypes, sys, torch
+from mrirecon.sampledata.texture import irfft3, rfft3
+libc = ctypes.CDLL("libc.so.6")
+for d, h, half in {shapes}:
+    width = 2 * (half - 1)
+    for _ in range(2):
+        # a random half spectrum: torch.fft.irfftn aborted on these in every run
+        field = irfft3(torch.randn((d, h, half), dtype=torch.complex64), width)
+        spectrum = rfft3(torch.randn(d, h, width))
+        blocks = [torch.empty(1000 * i) for i in range(1, 300)]  # malloc's checks see a corrupted heap here
+        del blocks, field, spectrum
+        libc.malloc_trim(0)
+print("heap intact")
+"""
+
+
+def test_texture_transforms_leave_the_heap_intact_on_shapes_where_irfftn_corrupted_it(tmp_path):
+    """Run where a heap corruption can only kill a child process: the one-axis transforms on the
+    shapes on which ``torch.fft.irfftn`` made glibc abort ("free(): corrupted unsorted chunks")."""
+    import os
+    import subprocess
+    import sys
+
+    script = _HEAP_PROBE.format(shapes=HEAP_CRASH_SHAPES)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and "heap intact" in done.stdout, done.stderr[-500:]
+
+
+@pytest.mark.parametrize("shape", [(5, 12, 10), (4, 9, 7), (1, 16, 6)])
+def test_texture_transforms_equal_numpys_real_fft_over_three_axes(shape):
+    from mrirecon.sampledata.texture import irfft3, rfft3
+
+    field = torch.randn(shape, dtype=torch.float64)
+    spectrum = rfft3(field)
+    np.testing.assert_allclose(spectrum.numpy(), np.fft.rfftn(field.numpy(), norm="ortho"), atol=1e-12)
+    back = irfft3(spectrum, shape[-1])
+    np.testing.assert_allclose(back.numpy(), field.numpy(), atol=1e-12)
+    np.testing.assert_allclose(back.numpy(), np.fft.irfftn(spectrum.numpy(), s=shape, axes=(0, 1, 2), norm="ortho"), atol=1e-12)

@@ -34,7 +34,7 @@ def bandlimited_noise(
     pad = 0 if slices == 1 else int(math.ceil(3.0 * z_correlation / spacing)) + 1
     depth = slices + 2 * pad
     white = torch.randn((depth, height, width), generator=generator, dtype=torch.float32).to(grid.device)
-    spectrum = torch.fft.rfftn(white, dim=(-3, -2, -1), norm="ortho")
+    spectrum = rfft3(white)
     del white
     fz = torch.fft.fftfreq(depth, d=spacing, device=grid.device).view(-1, 1, 1)
     fu = torch.fft.fftfreq(height, d=grid.pixel, device=grid.device).view(1, -1, 1)
@@ -46,8 +46,28 @@ def bandlimited_noise(
     )
     gain[0, 0, 0] = 0.0  # zero mean
     spectrum.mul_(gain)
-    field = torch.fft.irfftn(spectrum, s=(depth, height, width), dim=(-3, -2, -1), norm="ortho")
+    field = irfft3(spectrum, width)
     return field[pad : pad + slices].div_(_filtered_std(gain, width))
+
+
+def rfft3(field: torch.Tensor) -> torch.Tensor:
+    """``torch.fft.rfftn(field, dim=(-3, -2, -1), norm="ortho")`` as one-axis transforms (see ``irfft3``)."""
+    spectrum = torch.fft.rfft(field, dim=-1, norm="ortho")
+    return torch.fft.fft(torch.fft.fft(spectrum, dim=-2, norm="ortho"), dim=-3, norm="ortho")
+
+
+def irfft3(spectrum: torch.Tensor, width: int) -> torch.Tensor:
+    """``torch.fft.irfftn(spectrum, dim=(-3, -2, -1), norm="ortho")`` with a last axis of ``width``,
+    as one-axis transforms (the same transform).
+
+    Not ``irfftn``: torch 2.14.1's CPU FFT over several axes that leave out the last one (which
+    ``irfftn`` does first) writes outside its buffers for shapes such as (12, 640, 185) or
+    (2, 640, 185): glibc aborts ("free(): corrupted unsorted chunks") or the heap is silently
+    corrupted. One-axis transforms along any axis, and transforms over the last two axes (all
+    the reconstruction code uses), were sound on every shape tried; ``tests/test_sample_data.py``
+    runs shapes that crashed."""
+    partial = torch.fft.ifft(torch.fft.ifft(spectrum, dim=-3, norm="ortho"), dim=-2, norm="ortho")
+    return torch.fft.irfft(partial, n=width, dim=-1, norm="ortho")
 
 
 def ridges(field: torch.Tensor, width: float) -> torch.Tensor:
