@@ -67,10 +67,12 @@ def test_discrepancy_lambda_hits_the_target_of_a_power_law_and_clamps():
     def residual(lam: torch.Tensor) -> torch.Tensor:
         return 5e3 * lam**1.5  # residual(0.01) = 5.0
 
-    lam, probes = discrepancy_lambda(residual, target, default)
+    lam, probes, applied = discrepancy_lambda(residual, target, default)
     assert probes.shape == (2, 3)
     assert float(residual(lam[:1])) == pytest.approx(2.0, rel=1e-4)
-    assert lam[1:].tolist() == pytest.approx([0.01 / LAMBDA_RANGE, 0.01 * LAMBDA_RANGE], rel=1e-5)
+    # a target below the lower probe's residual (model error, not noise) keeps the default
+    assert lam[1:].tolist() == pytest.approx([0.01, 0.01 * LAMBDA_RANGE], rel=1e-5)
+    assert applied.tolist() == [True, False, True]
 
 
 def test_chosen_lambda_rises_with_noise_and_its_residual_meets_the_target(sample_kspace):
@@ -86,8 +88,9 @@ def test_chosen_lambda_rises_with_noise_and_its_residual_meets_the_target(sample
         lams.append(result.slices[0]["lambda"])
         infos.append(result.slices[0])
     assert lams[0] < lams[1] < lams[2], lams
-    # where the chosen lambda is inside the clamp, a probe-length solve there meets the target
-    inside = [i for i, lam in enumerate(lams) if 0.002 / LAMBDA_RANGE * 1.01 < lam < 0.002 * LAMBDA_RANGE / 1.01]
+    # where the principle chose lambda inside the clamp, a probe-length solve there meets the target
+    inside = [i for i, lam in enumerate(lams) if infos[i]["lambda_rule"] == "discrepancy"
+              and 0.002 / LAMBDA_RANGE * 1.01 < lam < 0.002 * LAMBDA_RANGE / 1.01]
     assert inside, (lams, infos)
     for i in inside:
         noisy = (k + _noise(k, (0.0, 3.0, 10.0)[i] * math.sqrt(own), 2)) * mask

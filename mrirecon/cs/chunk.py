@@ -25,8 +25,9 @@ best and still scored 0.13 below the map-free image.)
 (``mrirecon.cs.lambda_choice``): the k-space noise level is estimated from the data, the chosen
 formulation is solved for ``selection_iters`` iterations at two probe lambdas around the default,
 and the lambda whose data residual reaches ``DISCREPANCY_TAU`` times the measured samples' noise
-energy (log-log secant, clamped to ``LAMBDA_RANGE`` around the default) is solved on all the
-data. It is not the default: on the scans it was tuned on, no ``tau`` beat the fixed defaults
+energy (log-log secant, clamped to ``LAMBDA_RANGE`` around the default; the default where the
+lower probe's residual is already above that target: model error, not noise) is solved on all
+the data. It is not the default: on the scans it was tuned on, no ``tau`` beat the fixed defaults
 (see ``scripts/bench_cs_choice.py --lam``). (Replaced: hold-out k-space prediction over three
 multiples of the default, also worse than the fixed default.)
 """
@@ -169,13 +170,15 @@ class LambdaChoice:
     noise: NoiseEstimate
     target: torch.Tensor
     probes: torch.Tensor  # (len(PROBE_FACTORS), S)
+    applied: torch.Tensor  # (S,) bool: the principle chose lambda (else the default stayed)
 
     def report(self) -> list[dict]:
         """Per slice, the JSON fields that say what chose lambda."""
         sigma = self.noise.variance.sqrt().tolist()
         ratio = (self.probes / self.target.clamp(min=1e-30)).T.tolist()
+        applied = self.applied.tolist()
         return [
-            {"lambda_rule": "discrepancy", "noise_sigma": float(f"{sigma[j]:.4g}"), "noise_method": self.noise.method,
+            {"lambda_rule": "discrepancy" if applied[j] else "default (residual above the noise target)", "noise_sigma": float(f"{sigma[j]:.4g}"), "noise_method": self.noise.method,
              "probe_residual_ratio": [round(r, 4) for r in ratio[j]]}
             for j in range(len(sigma))
         ]
@@ -202,8 +205,8 @@ def choose_lambda(
                 out[idx] = torch.view_as_real(pred * _mask4(mask, pred) - data[idx]).square().flatten(1).sum(1).to(out)
         return out
 
-    lam, probes = discrepancy_lambda(residual, target, base)
-    return LambdaChoice(lam, noise, target, probes)
+    lam, probes, applied = discrepancy_lambda(residual, target, base)
+    return LambdaChoice(lam, noise, target, probes, applied)
 
 
 def reconstruct_chunk(

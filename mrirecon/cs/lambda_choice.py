@@ -13,7 +13,10 @@ estimate read 1.5-9x the Haar one, and added noise came back 1.3-2.2x too large.
 
 ``discrepancy_lambda``: the lambda whose data residual ``||M A x - y||^2`` equals ``tau`` times
 the expected noise energy of the measured samples, found on a log-log secant from two short
-probe solves, clamped to ``[default / LAMBDA_RANGE, default * LAMBDA_RANGE]``.
+probe solves, clamped to ``[default / LAMBDA_RANGE, default * LAMBDA_RANGE]``. Where the lower
+probe's residual already exceeds the target (one-set SENSE on most multi-coil scans: the maps
+and the coil compression leave more than the noise unexplained) the principle has no answer and
+the default stays.
 """
 
 from __future__ import annotations
@@ -80,20 +83,22 @@ def sampled_count(mask: torch.Tensor, height: int) -> int:
 
 def discrepancy_lambda(
     residual: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor, default: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per slice, the lambda whose residual (``residual(lam)``: ``(S,)``, increasing in lambda)
     reaches ``target`` ``(S,)``: two probes at ``PROBE_FACTORS`` times ``default``, a secant in
-    log-log through them, clamped to ``LAMBDA_RANGE`` around ``default``. Returns (lambda,
-    the probes' residuals ``(2, S)``)."""
+    log-log through them, clamped to ``LAMBDA_RANGE`` around ``default`` (``default`` where the lower
+    probe's residual is above the target, or the residual does not rise). Returns (lambda,
+    the probes' residuals ``(2, S)``, whether the principle chose lambda ``(S,)`` rather than the default)."""
     probes = [default * f for f in PROBE_FACTORS]
     res = torch.stack([residual(lam) for lam in probes])
     log_lam = torch.stack([p.log() for p in probes])
     log_res = res.clamp(min=1e-30).log()
     slope = (log_res[1] - log_res[0]) / (log_lam[1] - log_lam[0])
-    # a flat (or falling) residual says nothing about the direction: keep the default there
-    ok = slope > 1e-3
+    # a flat (or falling) residual says nothing about the direction; a residual above the target
+    # already at the lower probe is model error (maps, coil compression), not noise: keep the default
+    ok = (slope > 1e-3) & (res[0] <= target)
     log_target = target.clamp(min=1e-30).log()
     chosen = log_lam[0] + (log_target - log_res[0]) / torch.where(ok, slope, torch.ones_like(slope))
     chosen = torch.where(ok, chosen, default.log())
     low, high = default / LAMBDA_RANGE, default * LAMBDA_RANGE
-    return torch.minimum(torch.maximum(chosen.exp(), low), high), res
+    return torch.minimum(torch.maximum(chosen.exp(), low), high), res, ok
