@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from mrirecon import __version__, openmp  # noqa: F401  (openmp: the wait policy, before torch loads)
+from mrirecon import __version__, allocator, openmp  # noqa: F401  (openmp: the wait policy, before torch loads)
 from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.io.errors import OutputExistsError
@@ -754,4 +754,5 @@ def status_command(
 
 def main() -> None:
     """Console-script entry point (``mrirecon`` in usage lines, also under ``python -m``)."""
+    allocator.keep_freed_memory()
     app(prog_name="mrirecon")
