@@ -3,27 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from conftest import REAL_DATA
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_cs.py"
 #: Real files without ground truth: the suite cannot score them.
 NO_GROUND_TRUTH = {"brain_8coil_poisson_undersampled", "noise_16coil_96"}
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_cs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_cs"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_suite_has_every_case_the_issue_names(bench):
