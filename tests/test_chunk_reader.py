@@ -72,3 +72,23 @@ def test_a_nan_slice_gives_the_same_clear_error(volume_factory, tmp_path: Path, 
     assert str(runner_error.value) == str(host_error.value)
     assert "NaN or Inf values in slices 2..3" in str(runner_error.value)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "bad, raises",
+    [(float("nan"), True), (float("inf"), True), (complex(float("inf"), float("-inf")), True), (3e38, False)],
+)
+def test_finite_check_catches_nan_and_inf_but_not_a_sum_that_overflows(volume_factory, bad, raises: bool) -> None:
+    """The check's fast path is one sum; finite values whose sum overflows (3e38 twice) must pass."""
+    from mrirecon.pipelines.chunk_reader import require_finite_tensor
+
+    path = volume_factory(slices=2, coils=2, shape=(8, 6), recon=(4, 4))
+    kspace = torch.zeros(2, 2, 8, 6, dtype=torch.complex64)
+    kspace[1, 0, 3, 2] = bad
+    kspace[1, 1, 3, 2] = bad
+    with open_volume(path) as volume:
+        if raises:
+            with pytest.raises(InputError, match="NaN or Inf values in slices 4..5"):
+                require_finite_tensor(volume, kspace, 4, 6)
+        else:
+            require_finite_tensor(volume, kspace, 4, 6)

@@ -11,6 +11,7 @@ from mrirecon.mri.crop import center_crop
 from mrirecon.mri.fft import fft2c, ifft2c
 from mrirecon.mri.readout import crop_readout, crop_rows, readout_window
 from mrirecon.mri.sense import sense_combine
+from mrirecon.mri.sensitivity import low_res_images
 from mrirecon.pipelines.cs_recon import solve_window
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -48,6 +49,17 @@ def test_cropped_kspace_images_the_kept_rows():
     image = ifft2c(kspace)
     torch.testing.assert_close(ifft2c(cropped), image[..., top : top + n, :], atol=1e-5, rtol=0)
     torch.testing.assert_close(crop_rows(image, window), image[..., top : top + n, :])
+
+
+@pytest.mark.parametrize(("height", "calib", "window"), [(96, (12, 10), (20, 56)), (97, (11, 9), (3, 60)), (640, (24, 30), (140, 360))])
+def test_low_res_images_of_a_window_are_the_full_grids_rows(height, calib, window):
+    """Computed from the calibration rows straight to the window's rows (a small DFT block), the
+    images equal the full grid's, for even and odd heights."""
+    kspace = _random((2, 3, height, 40))
+    full = low_res_images(kspace, calib)[..., window[0] : window[0] + window[1], :]
+    part = low_res_images(kspace, calib, window)
+    assert part.shape == full.shape
+    torch.testing.assert_close(part, full, rtol=0, atol=2e-6 * float(full.abs().max()))
 
 
 def test_only_column_masks_get_a_window():

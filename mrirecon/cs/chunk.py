@@ -230,9 +230,8 @@ def reconstruct_chunk(
             sens_used.add("espirit-2")
         elif config.maps == "auto":
             if misfit is None:  # maps from a file, or the ACS method: test them all the same
-                images = low_res_images(kspace, calib)
-                if window is not None and maps.shape[-2] != images.shape[-2]:
-                    images = images[..., window[0] : window[0] + window[1], :]
+                windowed = window is not None and maps.shape[-2] != kspace.shape[-2]
+                images = low_res_images(kspace, calib, window if windowed else None)
                 misfit = map_misfit(images, maps)
             misfit = misfit.to(device)
             forms = ["sense", "coil"]

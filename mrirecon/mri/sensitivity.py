@@ -25,7 +25,7 @@ from mrirecon.io.errors import InputError
 from mrirecon.mri.crop import center_crop
 from mrirecon.mri.espirit import espirit
 from mrirecon.mri.fft import ifft2c
-from mrirecon.ops.sense import normalise_maps  # noqa: F401 (re-exported: the one normalisation)
+from mrirecon.ops.sense import coil_norm, normalise_maps  # noqa: F401 (re-exported: the one normalisation)
 
 SENS_METHODS = ("espirit", "acs")
 
@@ -50,7 +50,7 @@ class SensitivityResult:
 
 def object_region(images: torch.Tensor) -> torch.Tensor:
     """Where the coil images ``(S, C, H, W)`` are bright: RSS above 20% of its maximum, ``(S, H, W)``."""
-    power = torch.linalg.vector_norm(images, dim=1)
+    power = coil_norm(images, dim=1)
     return power > 0.2 * power.amax(dim=(-2, -1), keepdim=True)
 
 
@@ -106,27 +106,42 @@ def calibration_region(
         rows, cols = new_rows, new_cols
 
 
-def low_res_images(kspace: torch.Tensor, calib: tuple[int, int]) -> torch.Tensor:
-    """Coil images ``(S, C, H, W)`` from the Hann-windowed calibration region alone."""
+def low_res_images(kspace: torch.Tensor, calib: tuple[int, int], window: tuple[int, int] | None = None) -> torch.Tensor:
+    """Coil images ``(S, C, H, W)`` from the Hann-windowed calibration region alone; with
+    ``window = (top, n)`` only those image rows ``(S, C, n, W)``, computed without the full grid."""
     height, width = kspace.shape[-2:]
     rows, cols = calib
     acs = center_crop(kspace, (rows, cols))
     win_r = torch.hann_window(rows + 2, periodic=False, device=kspace.device)[1:-1]
     win_c = torch.hann_window(cols + 2, periodic=False, device=kspace.device)[1:-1]
-    padded = torch.zeros_like(kspace)
     top, left = (height - rows) // 2, (width - cols) // 2
-    padded[..., top : top + rows, left : left + cols] = acs * (win_r[:, None] * win_c[None, :])
-    return ifft2c(padded)
+    if window is None:
+        padded = torch.zeros_like(kspace)
+        padded[..., top : top + rows, left : left + cols] = acs * (win_r[:, None] * win_c[None, :])
+        return ifft2c(padded)
+    # columns: a centred inverse FFT of the zero-padded calibration rows; rows: the centred
+    # inverse DFT from the calibration rows to the window's rows, as one small matrix product
+    padded = kspace.new_zeros(*kspace.shape[:-2], rows, width)
+    padded[..., left : left + cols] = acs * (win_r[:, None] * win_c[None, :])
+    hybrid = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(padded, dim=-1), dim=-1, norm="ortho"), dim=-1)
+    return centred_idft_rows(height, range(top, top + rows), range(window[0], window[0] + window[1]), kspace.device) @ hybrid
+
+
+def centred_idft_rows(length: int, freqs: range, outputs: range, device: torch.device | None = None) -> torch.Tensor:
+    """The ``(len(outputs), len(freqs))`` block of the centred orthonormal inverse DFT of ``length``
+    (``fftshift(ifft(ifftshift(.)))``): rows ``outputs`` of the image from k-space rows ``freqs``."""
+    centre = length // 2
+    m = torch.arange(outputs.start, outputs.stop, dtype=torch.float64) - centre
+    k = torch.arange(freqs.start, freqs.stop, dtype=torch.float64) - centre
+    # the phase reduced modulo the length in integers, so float64 keeps it exact for any size
+    turns = torch.remainder(m[:, None] * k[None, :], length) / length
+    return (torch.polar(torch.ones_like(turns), 2 * torch.pi * turns) / length**0.5).to(torch.complex64).to(device)
 
 
 def acs_maps(kspace: torch.Tensor, calib: tuple[int, int], images: torch.Tensor | None = None) -> torch.Tensor:
     """Low-resolution maps: the ``low_res_images`` divided by their RSS (unit norm everywhere)."""
     images = low_res_images(kspace, calib) if images is None else images
     return normalise_maps(images, floor=1e-6)
-
-
-def _rows(images: torch.Tensor, window: tuple[int, int] | None) -> torch.Tensor:
-    return images if window is None else images[..., window[0] : window[0] + window[1], :]
 
 
 def estimate_maps(
@@ -145,12 +160,12 @@ def estimate_maps(
     if rows < 2 or cols < 2:
         raise ValueError(f"the calibration region ({rows}x{cols}) is too small to estimate coil sensitivities")
     if method == "acs":
-        return SensitivityResult(acs_maps(kspace, calib, _rows(low_res_images(kspace, calib), window)), "acs")
+        return SensitivityResult(acs_maps(kspace, calib, low_res_images(kspace, calib, window)), "acs")
     image_hw = tuple(kspace.shape[-2:])
     result = espirit(center_crop(kspace, (rows, cols)), image_hw, kernel=kernel, thresh=thresh, rows=window)
     ky, kx = min(kernel, rows - 1), min(kernel, cols - 1)
     patches = (rows - ky + 1) * (cols - kx + 1)
-    images = _rows(low_res_images(kspace, calib), window)
+    images = low_res_images(kspace, calib, window)
     # the object: where the low-resolution image is bright
     obj = object_region(images)
     eig = result.eigenvalues[:, 0]

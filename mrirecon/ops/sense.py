@@ -45,12 +45,22 @@ class _AddCoilAxis(Linop):
         return y[:, 0]
 
 
+def coil_norm(x: torch.Tensor, dim: int = 1, keepdim: bool = False) -> torch.Tensor:
+    """``sqrt(sum |x|^2)`` over axis ``dim`` (real output): ``torch.linalg.vector_norm``'s value,
+    summed through the real view, which on CPU is ~3x faster than its complex path."""
+    if not x.is_complex():
+        return torch.linalg.vector_norm(x, dim=dim, keepdim=keepdim)
+    dim = dim % x.ndim
+    power = torch.view_as_real(x).square().sum(dim=(dim, -1))
+    return (power.unsqueeze(dim) if keepdim else power).sqrt()
+
+
 def normalise_maps(maps: torch.Tensor, floor: float = 0.0, dim: int = 1) -> torch.Tensor:
     """Scale maps to unit norm over the coil axis ``dim`` at every pixel.
 
     Pixels whose norm is at most ``floor`` times the slice's largest norm (all-zero pixels when
     ``floor`` is 0) get the uniform map ``1/sqrt(C)``. The one place maps are normalised."""
-    norm = torch.linalg.vector_norm(maps, dim=dim, keepdim=True)
+    norm = coil_norm(maps, dim=dim, keepdim=True)
     limit = floor * norm.flatten(1).amax(dim=1).reshape(-1, *([1] * (maps.ndim - 1))) if floor > 0 else 0.0
     uniform = torch.full_like(maps, 1.0 / maps.shape[dim] ** 0.5)
     return torch.where(norm > limit, maps / torch.clamp(norm, min=1e-30), uniform)
