@@ -61,9 +61,15 @@ KNOWN_MISSES = {
 }
 
 
+#: ``--reg tv+wavelet`` (no BART column: zero filling only), on a few cases. Measured 0.806 / 0.692,
+#: 0.719 / 0.603, 0.667 / 0.552, 0.826 / 0.655.
+TV_WAVELET_CASES = [("real brain 4-coil", 4), ("real brain 4-coil", 8), ("sample multicoil seed 21", 8),
+                    ("real brain 1-coil (virtual coil)", 4)]
+
+
 def _params():
-    for reg in ("tv", "wavelet"):
-        for label, accel in BART_BEST:
+    for reg, cases in (("tv", BART_BEST), ("wavelet", BART_BEST), ("tv+wavelet", TV_WAVELET_CASES)):
+        for label, accel in cases:
             miss = KNOWN_MISSES.get((label, accel, reg))
             marks = [pytest.mark.xfail(strict=True, reason=f"known miss: {miss}")] if miss else []
             yield pytest.param(label, accel, reg, marks=marks, id=f"{reg}-{label}-{accel}x")
@@ -95,7 +101,7 @@ def test_default_reconstruction_meets_the_targets_on_the_suite(bench, suite_file
     assert result.info["lambda"] == default_parameters(accel, multicoil, reg)[0]
     s_cs, s_zf = bench.score(target, read_reconstruction(tmp_path / path.name))[0], bench.score(target, zf)[0]
     assert s_cs >= s_zf + ZF_MARGIN, f"{label} {accel}x {reg}: default {s_cs:.4f}, zero-filled {s_zf:.4f}"
-    bart = BART_BEST[label, accel]
+    bart = BART_BEST[label, accel] if reg != "tv+wavelet" else None
     if bart is not None:
         best = bart[0 if reg == "tv" else 1]
         assert s_cs >= best - BART_MARGIN, f"{label} {accel}x {reg}: default {s_cs:.4f}, BART's best {best:.4f}"

@@ -113,8 +113,13 @@ REGULARISERS = ("tv", "wavelet", "tv+wavelet")
 #: phantom at 8x (0.016). 5 levels instead of 4 changed SSIM by less than 0.01.
 WAVELET_LEVELS = 4
 WAVELET = "db1"
-#: ``reg="tv+wavelet"``: the wavelet term's lambda as a multiple of the TV term's.
-TV_WAVELET_RATIO = 1.0
+#: ``reg="tv+wavelet"``: the wavelet term's lambda as a multiple of the TV term's, and PDHG's primal
+#: step over its dual step (``PDHG_STEP_RATIO**2``; their product is fixed by ``||K||``). Equal steps
+#: left PDHG far from converged at TV's iteration count (sample multi-coil seed 22 at 4x 0.55 SSIM,
+#: wavelet alone 0.80); a primal step 30x the balanced one reached 0.76 in the same 60 iterations.
+#: Tuned on sample seeds 21-23 and the real brain (``pipelines.cs_recon.TV_WAVELET_LAMS``).
+TV_WAVELET_RATIO = 0.5
+PDHG_STEP_RATIO = 30.0
 
 
 def sense_wavelet_recon(
@@ -174,6 +179,6 @@ def sense_wavelet_recon(
         k = VStack([a, FiniteDifference(), details])
         f = SeparableSum([L2Squared(data.kspace), L1(lam, group_dims=joint + (-3,)), L1(lam * TV_WAVELET_RATIO, group_dims=joint)])
         step = 0.99 / (norm2 + 8.0 + 1.0) ** 0.5
-        x = pdhg(f, Zero(), k, x0, step, step, iters * 3)
+        x = pdhg(f, Zero(), k, x0, step * PDHG_STEP_RATIO, step / PDHG_STEP_RATIO, iters * 3)
     scale = data.scale.reshape(-1, *[1] * (x.ndim - 1))
     return torch.fft.fftshift(x, dim=DIMS) * scale
