@@ -3,7 +3,7 @@ and SigPy (``EspiritCalib`` + ``TotalVariationRecon``) on the same undersampled 
 
 Per case and acceleration (4x and 8x, fastMRI random column masks drawn exactly as ``mrirecon
 subsample`` draws them; 8x keeps a 4% centre): the zero-filled SSIM; ``cs-recon`` at its defaults
-with ``--reg tv`` and ``--reg wavelet``; BART's best TV (lambda sweep, ``-u 0.05`` and its default
+with ``--reg tv`` and ``--reg wavelet`` (and ``--reg tv+wavelet`` with ``--tv-wavelet``); BART's best TV (lambda sweep, ``-u 0.05`` and its default
 penalty at the best lambda) and best ``pics -l1`` (lambda sweep); optionally mrirecon's best TV over
 a lambda sweep (``--sweep-ours``), ``--maps auto`` (``--maps-auto``) and SigPy (``--sigpy``).
 Wall time per volume of each (mrirecon: the whole process), SSIM and PSNR (fastMRI's metrics
@@ -291,6 +291,7 @@ class Options:
     threads: int = 2
     tv: bool = True
     wavelet: bool = True
+    tv_wavelet: bool = False
     bart: bool = True
     sigpy: bool = False
     sweep_ours: bool = False
@@ -347,6 +348,9 @@ def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> d
         if opts.wavelet:
             sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet")
             row["wavelet"] = (sec, score(target, rec), "default")
+        if opts.tv_wavelet:
+            sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "tv+wavelet")
+            row["tv+wavelet"] = (sec, score(target, rec), "default")
         if opts.sweep_ours:
             best = row.get("mrirecon")
             for lam in LAMS_OURS:
@@ -407,7 +411,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Append each finished row to this file (JSON lines).")
     parser.add_argument("--table", type=Path, nargs="+", help="Print the table of rows saved by --json and exit "
                         "(rows of the same case merge: a later file's columns replace an earlier one's).")
-    parser.add_argument("--only", default="", help="Only these comma-separated columns: tv, wavelet, bart (zero-filled always).")
+    parser.add_argument("--tv-wavelet", action="store_true", help="Add mrirecon's --reg tv+wavelet at its defaults.")
+    parser.add_argument("--only", default="", help="Only these comma-separated columns: tv, wavelet, tv+wavelet, bart (zero-filled always).")
     parser.add_argument("--compare-maps", action="store_true", help="Also compare our ESPIRiT maps with BART's ecalib.")
     parser.add_argument("--repeat", type=int, default=3, help="Knee case: mrirecon's time is the median of this many runs.")
     parser.add_argument("--wait-policy", choices=("passive", "spin"), default="passive",
@@ -433,9 +438,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     only = {c.strip() for c in args.only.split(",") if c.strip()}
-    opts = Options(threads=args.threads, sigpy=args.sigpy, sweep_ours=args.sweep_ours, maps_auto=args.maps_auto, repeat=args.repeat)
+    opts = Options(threads=args.threads, tv_wavelet=args.tv_wavelet, sigpy=args.sigpy, sweep_ours=args.sweep_ours,
+                   maps_auto=args.maps_auto, repeat=args.repeat)
     if only:
-        opts.tv, opts.wavelet, opts.bart = "tv" in only, "wavelet" in only, "bart" in only
+        opts.tv, opts.wavelet, opts.tv_wavelet, opts.bart = ("tv" in only, "wavelet" in only, "tv+wavelet" in only, "bart" in only)
     rows = []
     for case in cases:
         path = case.make(args.work)
@@ -460,10 +466,10 @@ def main() -> None:
                         print(f"ESPIRiT maps vs BART ecalib -m1: {case.label} {accel}x: BART's ecalib failed")
 
 
-#: Table columns: mrirecon's default TV and wavelet, its best TV over a sweep and --maps auto (optional), BART's best TV and -l1, SigPy (optional).
-TOOLS = ("mrirecon", "wavelet", "mrirecon best", "maps auto", "bart", "bart -l1", "sigpy")
+#: Table columns: mrirecon's default TV, wavelet and TV+wavelet (optional), its best TV over a sweep and --maps auto (optional), BART's best TV and -l1, SigPy (optional).
+TOOLS = ("mrirecon", "wavelet", "tv+wavelet", "mrirecon best", "maps auto", "bart", "bart -l1", "sigpy")
 #: How the columns are headed.
-HEADS = {"mrirecon": "cs-recon TV default", "wavelet": "cs-recon wavelet default", "mrirecon best": "cs-recon TV best",
+HEADS = {"mrirecon": "cs-recon TV default", "wavelet": "cs-recon wavelet default", "tv+wavelet": "cs-recon TV+wavelet default", "mrirecon best": "cs-recon TV best",
          "maps auto": "cs-recon --maps auto", "bart": "BART TV best", "bart -l1": "BART -l1 best", "sigpy": "SigPy TV best"}
 
 
@@ -524,6 +530,7 @@ def targets(rows: list[dict]) -> list[str]:
     lines = [
         check("TV default >= zero-filled + 0.02", "mrirecon", lambda r: r["zf"][0], 0.02),
         check("wavelet default >= zero-filled + 0.02", "wavelet", lambda r: r["zf"][0], 0.02),
+        check("TV+wavelet default >= zero-filled + 0.02", "tv+wavelet", lambda r: r["zf"][0], 0.02),
         check("TV default >= BART best TV - 0.005", "mrirecon", best("bart"), -0.005),
         check("wavelet default >= BART best -l1 - 0.005", "wavelet", best("bart -l1"), -0.005),
     ]

@@ -1,5 +1,5 @@
 """``scripts/bench_cs.py``: the suite holds every case the issue names, and one tiny case runs end to end
-(mrirecon's default TV and wavelet against zero-filled; BART left out, CI need not have it)."""
+(mrirecon's default TV, wavelet and TV+wavelet against zero-filled; BART left out, CI need not have it)."""
 
 from __future__ import annotations
 
@@ -39,14 +39,14 @@ def test_real_variants_alias_and_make_one_virtual_coil(bench):
 def test_one_tiny_case_runs_and_prints_its_row_and_targets(bench, tmp_path, capsys):
     case = bench.Case("sample multicoil seed 5", bench._sample("multicoil", 5, slices=1))
     path = case.make(tmp_path)
-    row = bench.run_case(case, path, 4, tmp_path, bench.Options(bart=False))
+    row = bench.run_case(case, path, 4, tmp_path, bench.Options(bart=False, tv_wavelet=True))
     assert row["case"] == "sample multicoil seed 5 4x"
     zf_ssim = row["zf"][0]
-    for tool in ("mrirecon", "wavelet"):
+    for tool in ("mrirecon", "wavelet", "tv+wavelet"):
         seconds, (ssim, psnr), setting = row[tool]
         assert setting == "default" and seconds > 0 and np.isfinite(psnr)
         assert ssim > zf_ssim, f"{tool} {ssim:.4f} not above zero-filled {zf_ssim:.4f}"
     bench.print_table([row])
     out = capsys.readouterr().out
     assert "| sample multicoil seed 5 4x |" in out and "BART" not in out.split("\n")[1]
-    assert "wavelet default >= zero-filled + 0.02: " in out
+    assert "wavelet default >= zero-filled + 0.02: " in out and "TV+wavelet default >= zero-filled + 0.02: " in out
