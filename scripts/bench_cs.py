@@ -264,7 +264,7 @@ def run_sigpy(kspace, mask, calib: int, lam: float, iters: int = 50):
 
 def bart_maps(kspace: np.ndarray, calib: int, tmp: Path, threads: int) -> Path:
     """BART's ``ecalib -m1`` maps of every slice of masked ``kspace`` (S, C, H, W), saved as a
-    ``cs-recon --sens`` file ``tmp/bart_maps.npy`` (S, C, H, W)."""
+    ``cs-recon --sens`` file ``tmp/bart_maps.npy`` (S, C, H, W). All zero where its ESPIRiT failed."""
     maps = []
     for s in range(kspace.shape[0]):
         ksp = np.transpose(kspace[s], (1, 2, 0))[:, :, None, :]
@@ -374,7 +374,9 @@ def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> d
             try:
                 maps = bart_maps(kspace, calib, tmp, opts.threads)
             except subprocess.CalledProcessError:  # ecalib aborts on a tiny calibration region
-                row["wavelet bart maps"] = None
+                maps = None
+            if maps is None or not np.load(maps).reshape(kspace.shape[0], -1).any(axis=1).all():
+                row["wavelet bart maps"] = None  # no maps, or all zero on a slice (its ESPIRiT failed)
             else:
                 sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet", "--maps", "1", "--sens", str(maps))
                 row["wavelet bart maps"] = (sec, score(target, rec), "default")
