@@ -1,12 +1,18 @@
 """``scripts/bench_cs.py``: the suite holds every case the issue names, and one tiny case runs end to end
-(mrirecon's default TV, wavelet and TV+wavelet against zero-filled; BART left out, CI need not have it)."""
+(mrirecon's default TV, wavelet and TV+wavelet against zero-filled; BART left out, CI need not have it);
+``scripts/bench_wavelet.py``'s settings sweep on one suite case."""
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from conftest import REAL_DATA
 
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_cs.py"
 #: Real files without ground truth: the suite cannot score them.
 NO_GROUND_TRUTH = {"brain_8coil_poisson_undersampled", "noise_16coil_96"}
 
@@ -50,3 +56,29 @@ def test_one_tiny_case_runs_and_prints_its_row_and_targets(bench, tmp_path, caps
     out = capsys.readouterr().out
     assert "| sample multicoil seed 5 4x |" in out and "BART" not in out.split("\n")[1]
     assert "wavelet default >= zero-filled + 0.02: " in out and "TV+wavelet default >= zero-filled + 0.02: " in out
+
+
+def test_wavelet_sweep_scores_each_setting_and_restores_the_defaults(bench, tmp_path, monkeypatch, capsys):
+    """``scripts/bench_wavelet.py``: one row per setting on a suite case, best lambda per family, and
+    the module constants it sets per run are put back."""
+    import importlib.util
+
+    import mrirecon.cs.formulations as formulations
+
+    spec = importlib.util.spec_from_file_location("bench_wavelet", SCRIPT.parent / "bench_wavelet.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    defaults = (formulations.WAVELET, formulations.WAVELET_LEVELS)
+    rows = tmp_path / "rows.jsonl"
+    monkeypatch.setattr(sys, "argv", ["bench_wavelet.py", "--cases", "sample multicoil seed 21", "--accels", "4",
+                                      "--waves", "db1,db4", "--lams", "0.002,0.005", "--iters", "5",
+                                      "--work", str(tmp_path), "--json", str(rows)])
+    sweep.main()
+    saved = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert [(r["wave"], r["lam"]) for r in saved] == [("db1", "0.002"), ("db1", "0.005"), ("db4", "0.002"), ("db4", "0.005")]
+    assert all(0 < r["ssim"] < 1 for r in saved)
+    out = capsys.readouterr().out
+    for wave in ("db1", "db4"):
+        best = max((r for r in saved if r["wave"] == wave), key=lambda r: r["ssim"])
+        assert f"sample multicoil seed 21 4x: {wave} 4 levels, iters 5: lambda {best['lam']} SSIM {best['ssim']:.4f}" in out
+    assert (formulations.WAVELET, formulations.WAVELET_LEVELS) == defaults
