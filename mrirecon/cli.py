@@ -574,7 +574,7 @@ def cs_recon_command(
         "joint-sparsity formulation (the choice and its test value are reported per slice in --json)."
     ),
     reg: str = typer.Option(
-        "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal db4 wavelet with random shifts, by FISTA) "
+        "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal Haar wavelet with random shifts, by FISTA) "
         "or tv+wavelet (both at the same lambda, by PDHG)."
     ),
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
