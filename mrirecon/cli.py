@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from mrirecon import __version__, openmp  # noqa: F401  (openmp: the wait policy, before torch loads)
+from mrirecon import __version__, allocator, openmp  # noqa: F401  (openmp: the wait policy, before torch loads)
 from mrirecon.cli_errors import GuardedGroup, fail, finite, guarded, output_file, output_folder
 from mrirecon.io.atomic import write_text_atomic
 from mrirecon.io.errors import OutputExistsError
@@ -575,7 +575,7 @@ def cs_recon_command(
         "joint-sparsity formulation (the choice and its test value are reported per slice in --json)."
     ),
     reg: str = typer.Option(
-        "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal db4 wavelet with random shifts, by FISTA) "
+        "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal Haar wavelet with random shifts, by FISTA) "
         "or tv+wavelet (both at the same lambda, by PDHG)."
     ),
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
@@ -755,4 +755,5 @@ def status_command(
 
 def main() -> None:
     """Console-script entry point (``mrirecon`` in usage lines, also under ``python -m``)."""
+    allocator.keep_freed_memory()
     app(prog_name="mrirecon")

@@ -138,6 +138,9 @@ class Sampled(ZeroFilled):
 
 
 def memory(root: Path, files: int) -> list[float]:
+    from mrirecon import allocator
+
+    allocator.keep_freed_memory()  # as the command line does (kept freed memory is part of its RSS)
     folder = root / "many"
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(files):

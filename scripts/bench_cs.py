@@ -3,9 +3,11 @@ and SigPy (``EspiritCalib`` + ``TotalVariationRecon``) on the same undersampled 
 
 Per case and acceleration (4x and 8x, fastMRI random column masks drawn exactly as ``mrirecon
 subsample`` draws them; 8x keeps a 4% centre): the zero-filled SSIM; ``cs-recon`` at its defaults
-with ``--reg tv`` and ``--reg wavelet``; BART's best TV (lambda sweep, ``-u 0.05`` and its default
-penalty at the best lambda) and best ``pics -l1`` (lambda sweep); optionally mrirecon's best TV over
-a lambda sweep (``--sweep-ours``), ``--maps auto`` (``--maps-auto``) and SigPy (``--sigpy``).
+with ``--reg tv`` and ``--reg wavelet`` (and ``--reg tv+wavelet`` with ``--tv-wavelet``); BART's
+best TV (lambda sweep, ``-u 0.05`` and its default penalty at the best lambda) and best ``pics -l1``
+(lambda sweep); optionally mrirecon's best TV over a lambda sweep (``--sweep-ours``), ``--maps
+auto`` (``--maps-auto``), the wavelet default with BART's ``ecalib -m1`` maps in place of ours
+(``--bart-maps``: how much of a gap the maps make) and SigPy (``--sigpy``).
 Wall time per volume of each (mrirecon: the whole process), SSIM and PSNR (fastMRI's metrics
 after fastMRI's crop), and mrirecon's default TV time over BART's.
 
@@ -260,6 +262,20 @@ def run_sigpy(kspace, mask, calib: int, lam: float, iters: int = 50):
     return seconds, np.stack(images)
 
 
+def bart_maps(kspace: np.ndarray, calib: int, tmp: Path, threads: int) -> Path:
+    """BART's ``ecalib -m1`` maps of every slice of masked ``kspace`` (S, C, H, W), saved as a
+    ``cs-recon --sens`` file ``tmp/bart_maps.npy`` (S, C, H, W). All zero where its ESPIRiT failed."""
+    maps = []
+    for s in range(kspace.shape[0]):
+        ksp = np.transpose(kspace[s], (1, 2, 0))[:, :, None, :]
+        write_cfl(tmp / "k", ksp)
+        subprocess.run(["bart", "ecalib", "-m1", "-r", str(max(calib, 2)), str(tmp / "k"), str(tmp / "m")], check=True,
+                       env=dict(os.environ, OMP_NUM_THREADS=str(threads)), capture_output=True)
+        maps.append(np.transpose(read_cfl(tmp / "m").reshape(ksp.shape[0], ksp.shape[1], -1), (2, 0, 1)))
+    np.save(tmp / "bart_maps.npy", np.stack(maps).astype(np.complex64))
+    return tmp / "bart_maps.npy"
+
+
 def compare_maps(path: Path, accel: int, tmp: Path, threads: int) -> str:
     """Agreement of our ESPIRiT maps with BART's ``ecalib -m1`` on the first slice: mean and
     5th percentile of ``|<S_ours, S_bart>|`` per pixel where BART's maps are non-zero (1 = same up to phase)."""
@@ -270,17 +286,13 @@ def compare_maps(path: Path, accel: int, tmp: Path, threads: int) -> str:
     from mrirecon.mri.sensitivity import calibration_region
 
     kspace, mask, calib, _, _ = undersample(path, accel)
-    ksp = np.transpose(kspace[0], (1, 2, 0))[:, :, None, :]
-    write_cfl(tmp / "k", ksp)
-    subprocess.run(["bart", "ecalib", "-m1", "-r", str(calib), str(tmp / "k"), str(tmp / "m")], check=True,
-                   env=dict(os.environ, OMP_NUM_THREADS=str(threads)), capture_output=True)
-    bart_maps = np.transpose(read_cfl(tmp / "m").reshape(ksp.shape[0], ksp.shape[1], -1), (2, 0, 1))
+    theirs = np.load(bart_maps(kspace[:1], calib, tmp, threads))[0]
     region = calibration_region(mask, kspace.shape[-2:], calib)
     ours = espirit(center_crop(torch.from_numpy(kspace[:1]), region), kspace.shape[-2:]).maps[0].numpy()
-    support = np.linalg.norm(bart_maps, axis=0) > 0.5
+    support = np.linalg.norm(theirs, axis=0) > 0.5
     if not support.any():
         return f"{path.name} {accel}x: BART's maps are all zero (its ESPIRiT failed on the {calib}-column calibration)"
-    inner = np.abs((ours * bart_maps.conj()).sum(0))[support] / np.linalg.norm(bart_maps, axis=0)[support]
+    inner = np.abs((ours * theirs.conj()).sum(0))[support] / np.linalg.norm(theirs, axis=0)[support]
     return f"{path.name} {accel}x: |<ours, BART>| mean {inner.mean():.4f}, 5th percentile {np.percentile(inner, 5):.4f} over {support.mean():.0%} of pixels"
 
 
@@ -291,10 +303,12 @@ class Options:
     threads: int = 2
     tv: bool = True
     wavelet: bool = True
+    tv_wavelet: bool = False
     bart: bool = True
     sigpy: bool = False
     sweep_ours: bool = False
     maps_auto: bool = False
+    bart_maps: bool = False  # our wavelet default with BART's ecalib maps (--sens): how much of a gap is the maps
     repeat: int = 1  # the knee case: mrirecon's time is the median of this many whole processes
 
 
@@ -347,12 +361,25 @@ def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> d
         if opts.wavelet:
             sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet")
             row["wavelet"] = (sec, score(target, rec), "default")
+        if opts.tv_wavelet:
+            sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "tv+wavelet")
+            row["tv+wavelet"] = (sec, score(target, rec), "default")
         if opts.sweep_ours:
             best = row.get("mrirecon")
             for lam in LAMS_OURS:
                 sec, rec = run_mrirecon(path, accel, lam, work, opts.threads)
                 best = _best(best, sec, score(target, rec), lam)
             row["mrirecon best"] = best
+        if opts.bart_maps and not single:
+            try:
+                maps = bart_maps(kspace, calib, tmp, opts.threads)
+            except subprocess.CalledProcessError:  # ecalib aborts on a tiny calibration region
+                maps = None
+            if maps is None or not np.load(maps).reshape(kspace.shape[0], -1).any(axis=1).all():
+                row["wavelet bart maps"] = None  # no maps, or all zero on a slice (its ESPIRiT failed)
+            else:
+                sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet", "--maps", "1", "--sens", str(maps))
+                row["wavelet bart maps"] = (sec, score(target, rec), "default")
         if opts.maps_auto and not single:
             sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--maps", "auto")
             row["maps auto"] = (sec, score(target, rec), "default")
@@ -400,6 +427,7 @@ def main() -> None:
     parser.add_argument("--no-sigpy", action="store_true", help=argparse.SUPPRESS)  # SigPy is off unless --sigpy
     parser.add_argument("--sweep-ours", action="store_true", help="Add mrirecon's best TV over a lambda sweep.")
     parser.add_argument("--maps-auto", action="store_true", help="Add mrirecon's --maps auto at its defaults.")
+    parser.add_argument("--bart-maps", action="store_true", help="Add mrirecon's wavelet default with BART's ecalib -m1 maps (--sens).")
     parser.add_argument("--knee-only", action="store_true", help="Only the knee-sized timing case.")
     parser.add_argument("--no-knee", action="store_true", help="Leave out the knee-sized timing case.")
     parser.add_argument("--cases", default="", help="Only cases whose label contains any of these comma-separated texts (e.g. 'brain,GE').")
@@ -407,7 +435,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Append each finished row to this file (JSON lines).")
     parser.add_argument("--table", type=Path, nargs="+", help="Print the table of rows saved by --json and exit "
                         "(rows of the same case merge: a later file's columns replace an earlier one's).")
-    parser.add_argument("--only", default="", help="Only these comma-separated columns: tv, wavelet, bart (zero-filled always).")
+    parser.add_argument("--tv-wavelet", action="store_true", help="Add mrirecon's --reg tv+wavelet at its defaults.")
+    parser.add_argument("--only", default="", help="Only these comma-separated columns: tv, wavelet, tv+wavelet, bart (zero-filled always).")
     parser.add_argument("--compare-maps", action="store_true", help="Also compare our ESPIRiT maps with BART's ecalib.")
     parser.add_argument("--repeat", type=int, default=3, help="Knee case: mrirecon's time is the median of this many runs.")
     parser.add_argument("--wait-policy", choices=("passive", "spin"), default="passive",
@@ -433,9 +462,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     only = {c.strip() for c in args.only.split(",") if c.strip()}
-    opts = Options(threads=args.threads, sigpy=args.sigpy, sweep_ours=args.sweep_ours, maps_auto=args.maps_auto, repeat=args.repeat)
+    opts = Options(threads=args.threads, tv_wavelet=args.tv_wavelet, sigpy=args.sigpy, sweep_ours=args.sweep_ours,
+                   maps_auto=args.maps_auto, bart_maps=args.bart_maps, repeat=args.repeat)
     if only:
-        opts.tv, opts.wavelet, opts.bart = "tv" in only, "wavelet" in only, "bart" in only
+        opts.tv, opts.wavelet, opts.tv_wavelet, opts.bart = ("tv" in only, "wavelet" in only, "tv+wavelet" in only, "bart" in only)
     rows = []
     for case in cases:
         path = case.make(args.work)
@@ -460,10 +490,11 @@ def main() -> None:
                         print(f"ESPIRiT maps vs BART ecalib -m1: {case.label} {accel}x: BART's ecalib failed")
 
 
-#: Table columns: mrirecon's default TV and wavelet, its best TV over a sweep and --maps auto (optional), BART's best TV and -l1, SigPy (optional).
-TOOLS = ("mrirecon", "wavelet", "mrirecon best", "maps auto", "bart", "bart -l1", "sigpy")
+#: Table columns: mrirecon's default TV, wavelet and TV+wavelet (optional), its best TV over a sweep and --maps auto (optional), BART's best TV and -l1, SigPy (optional).
+TOOLS = ("mrirecon", "wavelet", "tv+wavelet", "wavelet bart maps", "mrirecon best", "maps auto", "bart", "bart -l1", "sigpy")
 #: How the columns are headed.
-HEADS = {"mrirecon": "cs-recon TV default", "wavelet": "cs-recon wavelet default", "mrirecon best": "cs-recon TV best",
+HEADS = {"mrirecon": "cs-recon TV default", "wavelet": "cs-recon wavelet default", "tv+wavelet": "cs-recon TV+wavelet default",
+         "wavelet bart maps": "cs-recon wavelet default, BART's maps", "mrirecon best": "cs-recon TV best",
          "maps auto": "cs-recon --maps auto", "bart": "BART TV best", "bart -l1": "BART -l1 best", "sigpy": "SigPy TV best"}
 
 
@@ -524,6 +555,7 @@ def targets(rows: list[dict]) -> list[str]:
     lines = [
         check("TV default >= zero-filled + 0.02", "mrirecon", lambda r: r["zf"][0], 0.02),
         check("wavelet default >= zero-filled + 0.02", "wavelet", lambda r: r["zf"][0], 0.02),
+        check("TV+wavelet default >= zero-filled + 0.02", "tv+wavelet", lambda r: r["zf"][0], 0.02),
         check("TV default >= BART best TV - 0.005", "mrirecon", best("bart"), -0.005),
         check("wavelet default >= BART best -l1 - 0.005", "wavelet", best("bart -l1"), -0.005),
     ]

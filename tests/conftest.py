@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,17 @@ from mrirecon.mri.zero_filled import zero_filled
 
 #: Real scans live beside the checkout (never copied in): ../shared/data/real
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """``scripts/bench_cs.py`` as a module: the CS suite's cases, masks and scores."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_cs.py"
+    spec = importlib.util.spec_from_file_location("bench_cs", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_cs"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def apt_tool(tool: str, package: str) -> str:

@@ -1,29 +1,20 @@
 """``scripts/bench_cs.py``: the suite holds every case the issue names, and one tiny case runs end to end
-(mrirecon's default TV and wavelet against zero-filled; BART left out, CI need not have it)."""
+(mrirecon's default TV, wavelet and TV+wavelet against zero-filled; BART left out, CI need not have it);
+``scripts/bench_wavelet.py``'s settings sweep on one suite case."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import REAL_DATA
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_cs.py"
 #: Real files without ground truth: the suite cannot score them.
 NO_GROUND_TRUTH = {"brain_8coil_poisson_undersampled", "noise_16coil_96"}
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_cs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_cs"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_suite_has_every_case_the_issue_names(bench):
@@ -54,14 +45,40 @@ def test_real_variants_alias_and_make_one_virtual_coil(bench):
 def test_one_tiny_case_runs_and_prints_its_row_and_targets(bench, tmp_path, capsys):
     case = bench.Case("sample multicoil seed 5", bench._sample("multicoil", 5, slices=1))
     path = case.make(tmp_path)
-    row = bench.run_case(case, path, 4, tmp_path, bench.Options(bart=False))
+    row = bench.run_case(case, path, 4, tmp_path, bench.Options(bart=False, tv_wavelet=True))
     assert row["case"] == "sample multicoil seed 5 4x"
     zf_ssim = row["zf"][0]
-    for tool in ("mrirecon", "wavelet"):
+    for tool in ("mrirecon", "wavelet", "tv+wavelet"):
         seconds, (ssim, psnr), setting = row[tool]
         assert setting == "default" and seconds > 0 and np.isfinite(psnr)
         assert ssim > zf_ssim, f"{tool} {ssim:.4f} not above zero-filled {zf_ssim:.4f}"
     bench.print_table([row])
     out = capsys.readouterr().out
     assert "| sample multicoil seed 5 4x |" in out and "BART" not in out.split("\n")[1]
-    assert "wavelet default >= zero-filled + 0.02: " in out
+    assert "wavelet default >= zero-filled + 0.02: " in out and "TV+wavelet default >= zero-filled + 0.02: " in out
+
+
+def test_wavelet_sweep_scores_each_setting_and_restores_the_defaults(bench, tmp_path, monkeypatch, capsys):
+    """``scripts/bench_wavelet.py``: one row per setting on a suite case, best lambda per family, and
+    the module constants it sets per run are put back."""
+    import importlib.util
+
+    import mrirecon.cs.formulations as formulations
+
+    spec = importlib.util.spec_from_file_location("bench_wavelet", SCRIPT.parent / "bench_wavelet.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    defaults = (formulations.WAVELET, formulations.WAVELET_LEVELS)
+    rows = tmp_path / "rows.jsonl"
+    monkeypatch.setattr(sys, "argv", ["bench_wavelet.py", "--cases", "sample multicoil seed 21", "--accels", "4",
+                                      "--waves", "db1,db4", "--lams", "0.002,0.005", "--iters", "5",
+                                      "--work", str(tmp_path), "--json", str(rows)])
+    sweep.main()
+    saved = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert [(r["wave"], r["lam"]) for r in saved] == [("db1", "0.002"), ("db1", "0.005"), ("db4", "0.002"), ("db4", "0.005")]
+    assert all(0 < r["ssim"] < 1 for r in saved)
+    out = capsys.readouterr().out
+    for wave in ("db1", "db4"):
+        best = max((r for r in saved if r["wave"] == wave), key=lambda r: r["ssim"])
+        assert f"sample multicoil seed 21 4x: {wave} 4 levels, iters 5: lambda {best['lam']} SSIM {best['ssim']:.4f}" in out
+    assert (formulations.WAVELET, formulations.WAVELET_LEVELS) == defaults

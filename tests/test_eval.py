@@ -160,6 +160,30 @@ def test_kspace_only_target(tmp_path):
     assert not bad.volumes and "multicoil" in bad.failed[0]["error"]
 
 
+def test_kspace_target_over_several_chunks_and_a_nan_slice(tmp_path):
+    """More slices than one read chunk: the chunks through the reused, read-ahead buffers give the
+    whole zero-filled target; a NaN in the k-space fails that volume with the slices named."""
+    from mrirecon.pipelines.evaluate import KSPACE_SLICES_PER_CHUNK
+
+    slices = 2 * KSPACE_SLICES_PER_CHUNK + 3
+    target_dir, pred_dir = tmp_path / "t", tmp_path / "p"
+    kspace = write_test_volume(tmp_path / "src.h5", slices=slices, coils=2, shape=(32, 24), recon=(16, 16), seed=7)
+    header = make_header_xml((32, 24), (16, 16))
+    write_volume(target_dir / "k.h5", kspace, header_xml=header, attrs={})
+    expected = zero_filled(torch.from_numpy(kspace), (16, 16)).numpy()
+    recon = write_prediction(pred_dir / "k.h5", expected, seed=3)
+    score = evaluate(target_dir, pred_dir, EvalConfig(device="cpu"), quiet=True).volumes[0]
+    ref = fastmri_scores(expected, recon)
+    for key in ref:
+        assert getattr(score, key) == pytest.approx(ref[key], abs=TOL), key
+
+    kspace[KSPACE_SLICES_PER_CHUNK + 1, 1, 3, 4] = np.nan
+    write_volume(target_dir / "k.h5", kspace, header_xml=header, attrs={}, overwrite=True)
+    failed = evaluate(target_dir, pred_dir, EvalConfig(device="cpu"), quiet=True).failed
+    last = min(2 * KSPACE_SLICES_PER_CHUNK, slices) - 1
+    assert "k.h5" in failed[0]["name"] and f"NaN or Inf values in slices {KSPACE_SLICES_PER_CHUNK}..{last}" in failed[0]["error"]
+
+
 def test_undersampled_kspace_is_no_target(tmp_path):
     target_dir, pred_dir = tmp_path / "t", tmp_path / "p"
     kspace = write_test_volume(tmp_path / "src.h5", slices=2, coils=2, shape=(48, 40), recon=(24, 24))

@@ -34,6 +34,7 @@ from mrirecon.io.fastmri_h5 import TARGET_KEYS, open_volume
 from mrirecon.io.h5_input import check_bounds, get_dataset, open_h5
 from mrirecon.metrics import volume_metrics
 from mrirecon.mri.zero_filled import zero_filled
+from mrirecon.pipelines.chunk_reader import ChunkReader
 from mrirecon.pipelines.common import FileResult, expand_inputs, run_batch
 from mrirecon.pipelines.devices import resolve_device
 from mrirecon.pipelines.prefetch import Prefetcher
@@ -335,10 +336,11 @@ def _target_from_kspace(path: Path, challenge: str | None, device: torch.device)
         if volume.is_undersampled:
             raise InputError(path, "has no target dataset and its k-space is undersampled (it has a 'mask')")
         chunks = []
-        for start in range(0, volume.num_slices, KSPACE_SLICES_PER_CHUNK):
-            stop = min(start + KSPACE_SLICES_PER_CHUNK, volume.num_slices)
-            kspace = upload(volume.read_kspace(start, stop), device)
-            chunks.append(zero_filled(kspace, volume.recon_crop))
+        # reused (pinned on CUDA) buffers, the next chunk read while this one is transformed
+        with ChunkReader(volume, device) as reader:
+            for start in range(0, volume.num_slices, KSPACE_SLICES_PER_CHUNK):
+                stop = min(start + KSPACE_SLICES_PER_CHUNK, volume.num_slices)
+                chunks.append(zero_filled(reader.read(start, stop), volume.recon_crop))
     return torch.cat(chunks)
 
 
