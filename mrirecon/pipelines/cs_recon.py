@@ -28,7 +28,9 @@ coil images; ``--json`` reports the choice, the test value and lambda per slice.
 
 Default lambda and iterations (``DEFAULTS``, used when ``--lam``/``--iters`` are not given),
 chosen by acceleration (nearest of 4x and 8x), tuned on the sample scans and the real scans:
-see ``scripts/bench_cs.py``.
+see ``scripts/bench_cs.py``. ``--lam auto`` chooses lambda per slice around that default by a
+discrepancy principle on the noise level estimated from the k-space (``mrirecon.cs.chunk``); it
+is not the default (``scripts/bench_cs_choice.py --lam``).
 """
 
 from __future__ import annotations
