@@ -7,8 +7,9 @@ sweep - 0.005 (``pics -R T`` for TV, ``pics -l1`` for wavelets). BART is not ins
 scores are the ones measured on the same files and masks (``python scripts/bench_cs.py --no-knee``,
 2 threads); zero filling is computed here. The files, masks and scores are the suite's own
 (``bench_cs.Case.make``, ``undersample``, ``score``): a case here and a row of ``bench_cs.py``
-measure the same thing. Cases the defaults miss are strict xfails with their measured numbers, so a
-fix shows up as an unexpected pass.
+measure the same thing. Cases the defaults miss (``KNOWN_MISSES``) are held to their measured SSIM
+instead (no regression beyond ``REGRESSION_MARGIN``), and fail as soon as they meet the targets, so
+a fix must update this file.
 """
 
 from __future__ import annotations
@@ -51,14 +52,16 @@ BART_BEST: dict[tuple[str, int], tuple[float, float] | None] = {
     ("real GRE phantom 2-coil os2", 8): (0.0023, 0.0023),
 }
 
-#: Measured misses (default SSIM against the target it misses).
+#: Measured misses: (the default's SSIM, what it misses).
 KNOWN_MISSES = {
-    ("sample singlecoil seed 22", 4, "tv"): "TV 0.639 against BART's best TV 0.656",
-    ("real GRE phantom 1-coil", 8, "tv"): "TV 0.498 below zero filling 0.504 (SNR ~16: smoothing costs SSIM against the noisy target)",
-    ("real GRE phantom 1-coil", 8, "wavelet"): "wavelet 0.520 against zero-filled + 0.02 = 0.524 and BART's best -l1 0.531",
-    ("real phantom 16-coil", 8, "wavelet"): "wavelet 0.405 against zero-filled + 0.02 = 0.406",
-    ("real GRE phantom 2-coil os2", 4, "wavelet"): "wavelet 0.453 below zero filling 0.487 (noisy phantom: wants lambda 0.005-0.01)",
+    ("sample singlecoil seed 22", 4, "tv"): (0.639, "BART's best TV 0.656"),
+    ("real GRE phantom 1-coil", 8, "tv"): (0.498, "zero filling 0.504 (SNR ~16: smoothing costs SSIM against the noisy target)"),
+    ("real GRE phantom 1-coil", 8, "wavelet"): (0.520, "zero-filled + 0.02 = 0.524 and BART's best -l1 0.531"),
+    ("real phantom 16-coil", 8, "wavelet"): (0.405, "zero-filled + 0.02 = 0.406"),
+    ("real GRE phantom 2-coil os2", 4, "wavelet"): (0.453, "zero filling 0.487 (noisy phantom: wants lambda 0.005-0.01)"),
 }
+#: A known miss may not score lower than its measured SSIM by more than this.
+REGRESSION_MARGIN = 0.005
 
 
 #: ``--reg tv+wavelet`` (no BART column: zero filling only), on a few cases. Measured 0.806 / 0.692,
@@ -70,9 +73,7 @@ TV_WAVELET_CASES = [("real brain 4-coil", 4), ("real brain 4-coil", 8), ("sample
 def _params():
     for reg, cases in (("tv", BART_BEST), ("wavelet", BART_BEST), ("tv+wavelet", TV_WAVELET_CASES)):
         for label, accel in cases:
-            miss = KNOWN_MISSES.get((label, accel, reg))
-            marks = [pytest.mark.xfail(strict=True, reason=f"known miss: {miss}")] if miss else []
-            yield pytest.param(label, accel, reg, marks=marks, id=f"{reg}-{label}-{accel}x")
+            yield pytest.param(label, accel, reg, id=f"{reg}-{label}-{accel}x")
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +101,16 @@ def test_default_reconstruction_meets_the_targets_on_the_suite(bench, suite_file
     assert result.ok
     assert result.info["lambda"] == default_parameters(accel, multicoil, reg)[0]
     s_cs, s_zf = bench.score(target, read_reconstruction(tmp_path / path.name))[0], bench.score(target, zf)[0]
-    assert s_cs >= s_zf + ZF_MARGIN, f"{label} {accel}x {reg}: default {s_cs:.4f}, zero-filled {s_zf:.4f}"
     bart = BART_BEST[label, accel] if reg != "tv+wavelet" else None
-    if bart is not None:
-        best = bart[0 if reg == "tv" else 1]
-        assert s_cs >= best - BART_MARGIN, f"{label} {accel}x {reg}: default {s_cs:.4f}, BART's best {best:.4f}"
+    best = None if bart is None else bart[0 if reg == "tv" else 1]
+    meets = s_cs >= s_zf + ZF_MARGIN and (best is None or s_cs >= best - BART_MARGIN)
+    name = f"{label} {accel}x {reg}: default {s_cs:.4f}, zero-filled {s_zf:.4f}, BART's best {best}"
+    miss = KNOWN_MISSES.get((label, accel, reg))
+    if miss is not None:
+        measured, missed = miss
+        assert s_cs >= measured - REGRESSION_MARGIN, f"{name}: a known miss got worse than its measured {measured}"
+        assert not meets, f"{name}: the known miss (against {missed}) now meets the targets; update KNOWN_MISSES"
+        return
+    assert s_cs >= s_zf + ZF_MARGIN, name
+    if best is not None:
+        assert s_cs >= best - BART_MARGIN, name

@@ -11,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cli_helpers import ssim_against_target
 from mrirecon.cli import app
 from mrirecon.cs.chunk import MAX_MAP_MISFIT, ChunkConfig, reconstruct_chunk
 from mrirecon.cs.lambda_choice import LAMBDA_RANGE
@@ -107,12 +108,7 @@ def test_map_free_formulation_on_a_tiny_calibration_region(tmp_path, volume_fact
     assert [s["formulation"] for s in info["slices"]] == ["coil", "coil"]
     zf = runner.invoke(app, ["zf-recon", str(src), "-o", str(tmp_path / "zf"), *common[:-2]])
     assert zf.exit_code == 0, zf.output
-    from mrirecon.io import read_reconstruction
-
-    with open_volume(src) as volume:
-        target = volume.read_target()
-    cs_ssim = volume_metrics(target, read_reconstruction(tmp_path / "auto" / src.name))["ssim"]
-    zf_ssim = volume_metrics(target, read_reconstruction(tmp_path / "zf" / src.name))["ssim"]
+    cs_ssim, zf_ssim = (ssim_against_target(src, tmp_path / name) for name in ("auto", "zf"))
     assert cs_ssim > zf_ssim + 0.02, (cs_ssim, zf_ssim)
 
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cli_helpers import ssim_against_target
 from conftest import REAL_DATA
 from mrirecon.cli import app
 from mrirecon.cs.chunk import DISCREPANCY_TAU, ChunkConfig, reconstruct_chunk
 from mrirecon.cs.recon import tv_recon
 from mrirecon.cs.lambda_choice import LAMBDA_RANGE, discrepancy_lambda, noise_variance
-from mrirecon.io import open_volume, read_reconstruction
-from mrirecon.metrics import volume_metrics
+from mrirecon.io import open_volume
 from mrirecon.mri.fft import fft2c
 from mrirecon.mri.masks import column_mask
 from mrirecon.mri.sensitivity import calibration_region
@@ -122,8 +122,5 @@ def test_lambda_auto_end_to_end_on_a_real_scan_reports_its_choice_and_beats_zero
     assert info["noise_sigma"] > 0 and len(info["probe_residual_ratio"]) == 2 and info["lambda"] > 0
     zf = runner.invoke(app, ["zf-recon", str(path), "-o", str(tmp_path / "zf"), "-q", *mask])
     assert zf.exit_code == 0, zf.output
-    with open_volume(path) as volume:
-        target = volume.read_target()
-    cs_ssim = volume_metrics(target, read_reconstruction(tmp_path / "cs" / path.name))["ssim"]
-    zf_ssim = volume_metrics(target, read_reconstruction(tmp_path / "zf" / path.name))["ssim"]
+    cs_ssim, zf_ssim = (ssim_against_target(path, tmp_path / name) for name in ("cs", "zf"))
     assert cs_ssim > zf_ssim + 0.02, (cs_ssim, zf_ssim)
