@@ -58,6 +58,21 @@ def test_one_tiny_case_runs_and_prints_its_row_and_targets(bench, tmp_path, caps
     assert "wavelet default >= zero-filled + 0.02: " in out and "TV+wavelet default >= zero-filled + 0.02: " in out
 
 
+def test_bart_columns_run_the_real_bart(bench, tmp_path):
+    """The peer columns come from Debian's BART itself (``ecalib`` + ``pics -R T`` / ``pics -l1``),
+    installed with apt when missing: best over the lambda sweep, scored like our columns."""
+    from conftest import apt_tool
+
+    apt_tool("bart", "bart")
+    case = bench.Case("sample multicoil seed 5", bench._sample("multicoil", 5, slices=1))
+    path = case.make(tmp_path)
+    row = bench.run_case(case, path, 4, tmp_path, bench.Options(tv=False, wavelet=False, bart=True))
+    for column, settings in (("bart", bench.LAMS_BART), ("bart -l1", bench.LAMS_BART_L1)):
+        seconds, (ssim, psnr), setting = row[column]
+        assert seconds > 0 and np.isfinite(psnr) and ssim > row["zf"][0], (column, ssim, row["zf"])
+        assert float(str(setting).split()[-1 if column == "bart -l1" else 0]) in settings
+
+
 def test_wavelet_sweep_scores_each_setting_and_restores_the_defaults(bench, tmp_path, monkeypatch, capsys):
     """``scripts/bench_wavelet.py``: one row per setting on a suite case, best lambda per family, and
     the module constants it sets per run are put back."""
