@@ -578,6 +578,10 @@ def cs_recon_command(
         "tv", "--reg", help="Regulariser: tv, wavelet (L1 of an orthonormal Haar wavelet with random shifts, by FISTA) "
         "or tv+wavelet (both at the same lambda, by PDHG)."
     ),
+    data_consistency: str = typer.Option(
+        "hard", "--data-consistency", help="hard (default): the output keeps every measured k-space sample exactly, "
+        "the solution fills in the rest, and the coil images are combined by RSS (as fastMRI's targets); soft: the "
+        "solution's own image, whose measured samples the L2 data term has smoothed."),
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
     tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
@@ -628,7 +632,7 @@ def cs_recon_command(
     config = CSConfig(
         lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps, reg=reg,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
-        coil_energy=coil_energy, full_readout=full_readout, compile=compile_iteration,
+        coil_energy=coil_energy, full_readout=full_readout, compile=compile_iteration, data_consistency=data_consistency,
     )
     refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)

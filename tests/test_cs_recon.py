@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -198,6 +199,21 @@ def test_real_undersampled_poisson_brain(tmp_path):
     assert recon.shape[0] == 1 and np.isfinite(recon).all() and recon.max() > 0
 
 
+@pytest.mark.parametrize("challenge", ["multicoil", "singlecoil"])
+def test_hard_data_consistency_is_closer_to_the_target_than_the_soft_solution(sample_files, tmp_path, challenge):
+    """The default output keeps the measured samples (the target's own values there); ``soft`` is the
+    solver's image, whose measured samples the L2 data term smoothed: hard must have the lower error."""
+    path = sample_files[challenge]
+    mask = ("--mask", "random", "--accel", "8")
+    for mode in ("hard", "soft"):
+        result = _invoke("cs-recon", path, "-o", tmp_path / mode, "-q", "--data-consistency", mode, *mask)
+        assert result.exit_code == 0, result.output
+        with h5py.File(tmp_path / mode / path.name) as f:
+            assert f.attrs["data_consistency"] == mode
+    hard, soft = _scores(path, tmp_path / "hard" / path.name), _scores(path, tmp_path / "soft" / path.name)
+    assert hard["nmse"] < soft["nmse"] and hard["ssim"] > soft["ssim"], (hard, soft)
+
+
 def _one_line_error(result, code: int, *words: str) -> None:
     assert result.exit_code == code, result.output
     text = result.output.strip()
@@ -212,6 +228,8 @@ def test_bad_inputs_give_one_sentence(volume_factory, tmp_path):
     _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--lam", "-1"), 2, "--lam")
     _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--iters", "0"), 2, "--iters")
     _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--solver", "sgd"), 2, "solver")
+    _one_line_error(_invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--data-consistency", "exact"), 2,
+                    "--data-consistency")
     np.save(tmp_path / "bad.npy", np.ones((3, 64, 48), dtype=np.complex64))
     _one_line_error(
         _invoke("cs-recon", path, "-o", tmp_path / "o", "--accel", "4", "--sens-maps", tmp_path / "bad.npy"), 2, "shape"
@@ -280,14 +298,15 @@ def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_facto
 
 
 def test_l1_wavelet_beats_tv_and_zero_filling_on_the_real_brain_at_8x(real_brain, tmp_path):
-    """``--reg wavelet`` at its default lambda (FISTA, cycle spinning): measured 0.686 against TV's 0.642."""
+    """``--reg wavelet`` at its default lambda (FISTA, cycle spinning): measured 0.747 against TV's 0.736 and
+    zero filling's 0.603 (both with hard data consistency; 0.686 against 0.642 without it)."""
     opts = ("--mask", "random", "--accel", "8")
     wav = _invoke("cs-recon", real_brain, "-o", tmp_path / "wav", "-q", "--reg", "wavelet", *opts)
     tv = _invoke("cs-recon", real_brain, "-o", tmp_path / "tv", "-q", *opts)
     zf = _invoke("zf-recon", real_brain, "-o", tmp_path / "zf", "-q", *opts)
     assert wav.exit_code == tv.exit_code == zf.exit_code == 0, wav.output + tv.output
     s_wav, s_tv, s_zf = (_scores(real_brain, tmp_path / d / real_brain.name)["ssim"] for d in ("wav", "tv", "zf"))
-    assert s_wav > s_tv + 0.02 and s_wav > s_zf + 0.05, (s_wav, s_tv, s_zf)
+    assert s_wav > s_tv + 0.005 and s_wav > s_zf + 0.1, (s_wav, s_tv, s_zf)
     bad = _invoke("cs-recon", real_brain, "-o", tmp_path / "bad", "-q", "--reg", "l2", *opts)
     assert bad.exit_code == 2 and "--reg" in bad.output + str(bad.stderr)
     for lam in ("abc", "-1", "nan"):

@@ -131,3 +131,16 @@ def test_coil_compression_is_unitary_and_drops_weak_virtual_coils():
     assert fewer.shape[-1] < 6
     kept = torch.linalg.vector_norm(compress(kspace, fewer)) / torch.linalg.vector_norm(kspace)
     assert kept > 0.9
+
+
+def test_data_consistent_coils_keep_the_measured_samples_and_the_prediction_elsewhere():
+    from mrirecon.mri.coils import data_consistent_coils
+
+    g = torch.Generator().manual_seed(3)
+    measured = torch.randn(2, 3, 16, 12, generator=g, dtype=torch.complex64)
+    predicted = torch.randn(2, 3, 16, 12, generator=g, dtype=torch.complex64)
+    for mask in (torch.rand(1, 1, 1, 12, generator=g) < 0.5, torch.rand(1, 1, 16, 12, generator=g) < 0.5):
+        kspace = fft2c(data_consistent_coils(predicted, measured * mask, mask.float()))
+        full = mask.expand_as(measured)
+        assert torch.allclose(kspace[full], measured[full], atol=1e-5)
+        assert torch.allclose(kspace[~full], predicted[~full], atol=1e-5)
