@@ -66,11 +66,36 @@ def test_bart_columns_run_the_real_bart(bench, tmp_path):
     apt_tool("bart", "bart")
     case = bench.Case("sample multicoil seed 5", bench._sample("multicoil", 5, slices=1))
     path = case.make(tmp_path)
-    row = bench.run_case(case, path, 4, tmp_path, bench.Options(tv=False, wavelet=False, bart=True))
-    for column, settings in (("bart", bench.LAMS_BART), ("bart -l1", bench.LAMS_BART_L1)):
+    row = bench.run_case(case, path, 4, tmp_path, bench.Options(tv=False, wavelet=False, bart=True, bart_dc=True))
+    for column, settings in (("bart", bench.LAMS_BART), ("bart -l1", bench.LAMS_BART_L1),
+                             ("bart dc", bench.LAMS_BART), ("bart -l1 dc", bench.LAMS_BART_L1)):
         seconds, (ssim, psnr), setting = row[column]
         assert seconds > 0 and np.isfinite(psnr) and ssim > row["zf"][0], (column, ssim, row["zf"])
-        assert float(str(setting).split()[-1 if column == "bart -l1" else 0]) in settings
+        assert float(str(setting).split()[-1 if "-l1" in column else 0]) in settings
+
+
+def test_hard_dc_of_another_tools_image_fits_its_scale_and_equals_ours(bench):
+    """``--bart-dc``: BART's image, at whatever scale ``pics -S`` left it, gets exactly the step
+    ``cs-recon --data-consistency hard`` applies (``mri.coils.data_consistent_coils`` + RSS)."""
+    import torch
+
+    from mrirecon.mri.coils import data_consistent_coils, rss
+    from mrirecon.mri.fft import fft2c
+
+    rng = np.random.default_rng(0)
+    maps = (rng.standard_normal((3, 16, 12)) + 1j * rng.standard_normal((3, 16, 12))).astype(np.complex64)
+    image = (rng.standard_normal((16, 12)) + 1j * rng.standard_normal((16, 12))).astype(np.complex64)
+    kspace = (rng.standard_normal((3, 16, 12)) + 1j * rng.standard_normal((3, 16, 12))).astype(np.complex64)
+    mask = rng.random(12) < 0.5
+    measured = kspace * mask
+    # the image that explains the data best on the measured samples, at the data's scale
+    pred = bench.centred_fft2(maps * image[None])
+    p, y = pred[:, :, mask], measured[:, :, mask]
+    fitted = image * (np.vdot(p, y) / np.vdot(p, p).real)
+    ours = rss(data_consistent_coils(fft2c(torch.from_numpy(maps * fitted[None])), torch.from_numpy(measured),
+                                     torch.from_numpy(mask[None, None, :])), dim=0).numpy()
+    for scale in (1.0, 1e-3, 250.0 - 3j):
+        np.testing.assert_allclose(bench.hard_dc_rss(image * scale, maps, measured, mask), ours, rtol=1e-4, atol=1e-5)
 
 
 def test_wavelet_sweep_scores_each_setting_and_restores_the_defaults(bench, tmp_path, monkeypatch, capsys):
