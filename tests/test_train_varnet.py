@@ -98,21 +98,23 @@ def test_varnet_presets_load(name: str) -> None:
 def test_varnet_input_options_are_refused_for_the_unet() -> None:
     with pytest.raises(ValueError, match="apply to the VarNet only"):
         resolve_config(None, {"train_dir": "t", "val_dir": "v", "run_dir": "r", "model": "unet", "warm_start": True})
+    with pytest.raises(ValueError, match="apply to the VarNet only"):
+        resolve_config(None, {"train_dir": "t", "val_dir": "v", "run_dir": "r", "model": "unet", "hard_dc": True})
     config = resolve_config(CONFIGS / "varnet_demo.yaml", {"train_dir": "t", "val_dir": "v", "run_dir": "r"})
-    assert config.readout_crop and config.virtual_coils == 4 and config.warm_start
+    assert config.readout_crop and config.virtual_coils == 4 and config.warm_start and config.hard_dc
 
 
 def test_varnet_with_input_reductions_trains_and_reconstructs_through_unet_recon(data: Path, tmp_path: Path) -> None:
     config = tmp_path / "reduced.yaml"
     config.write_text("model: varnet\ncascades: 2\nchans: 4\npools: 2\nsens_chans: 2\nsens_pools: 2\ngroups: 2\n"
-                      "readout_crop: true\nvirtual_coils: 2\nwarm_start: true\nepochs: 1\naccel: 2\n"
+                      "readout_crop: true\nvirtual_coils: 2\nwarm_start: true\nhard_dc: true\nepochs: 1\naccel: 2\n"
                       "center_fraction: 0.25\nloss: ssim\n")
     run = tmp_path / "run"
     result = run_cli("train", "--train", data / "train", "--val", data / "val", "-o", run, "--config", config,
                      "--device", "cpu", "--quiet")
     assert result.exit_code == 0, result.stderr
     model, loaded = model_from_checkpoint(run / "best.pt")
-    assert model.readout_crop and model.virtual_coils == 2 and loaded.warm_start
+    assert model.readout_crop and model.virtual_coils == 2 and loaded.warm_start and model.hard_dc
     recon = run_cli("unet-recon", data / "val", "--checkpoint", run / "best.pt", "-o", tmp_path / "recon", "--mask",
                     "random", "--accel", 2, "--device", "cpu", "--quiet")
     assert recon.exit_code == 0, recon.stderr

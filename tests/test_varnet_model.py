@@ -160,3 +160,31 @@ def test_untrained_warm_start_varnet_is_the_zero_filled_image(readout_crop):
     expected = rss(ifft2c(masked), dim=1)
     assert output.shape == ((2, 24, 32) if readout_crop else (2, 48, 32))
     assert torch.allclose(center_crop(output, (24, 32)), center_crop(expected, (24, 32)), atol=1e-4)
+
+
+@pytest.mark.parametrize("readout_crop", [False, True])
+def test_hard_dc_varnet_keeps_the_measured_samples_of_the_last_cascade(readout_crop):
+    """``hard_dc``: the output is the RSS of the last cascade's k-space with the measured samples
+    put back; the unmeasured samples are the network's."""
+    from mrirecon.mri.coils import data_consistent_coils, rss
+    from mrirecon.models.varnet import crop_readout
+
+    g = torch.Generator().manual_seed(5)
+    kspace = torch.randn(2, 3, 40, 32, generator=g, dtype=torch.complex64)
+    mask = torch.rand(2, 1, 1, 32, generator=g) < 0.4
+    mask[..., 13:19] = True
+    masked = kspace * mask
+    kwargs = dict(cascades=2, chans=4, pools=2, sens_chans=4, sens_pools=2, groups=2, readout_crop=readout_crop)
+    torch.manual_seed(0)
+    soft = VarNet(**kwargs).eval()
+    _randomise(soft)
+    hard = VarNet(**kwargs, hard_dc=True).eval()
+    hard.load_state_dict(soft.state_dict())
+    last = {}
+    hard.cascades[-1].register_forward_hook(lambda module, args, out: last.update(kspace=out))
+    with torch.no_grad():
+        out_soft, out_hard = soft(masked, mask, rows=24), hard(masked, mask, rows=24)
+    measured = crop_readout(masked, 24) if readout_crop else masked
+    assert torch.allclose(out_hard, rss(data_consistent_coils(last["kspace"], measured, mask), dim=1), atol=1e-5)
+    assert torch.allclose(out_soft, rss(torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(last["kspace"], dim=(-2, -1)), norm="ortho"), dim=(-2, -1)), dim=1), atol=1e-5)
+    assert (out_hard - out_soft).abs().max() > 1e-3

@@ -30,6 +30,10 @@ U-Nets return a correction (their output times the image's standard deviation, w
 mean back), and all of them start with a zero output layer. The first maps are then the
 low-frequency coil images divided by their RSS, and the untrained network is plain data
 consistency: the zero-filled image.
+
+``hard_dc`` (off by default, as in fastMRI) puts the measured samples back into the last cascade's
+k-space before the RSS: the same projection as ``cs-recon``'s default ``--data-consistency hard``
+(``mri.coils.data_consistent_coils``), so the two are compared on equal terms.
 """
 
 from __future__ import annotations
@@ -165,9 +169,11 @@ class VarNet(nn.Module):
         readout_crop: bool = False,
         virtual_coils: int = 0,
         warm_start: bool = False,
+        hard_dc: bool = False,
     ):
         super().__init__()
         self.readout_crop = readout_crop
+        self.hard_dc = hard_dc
         self.virtual_coils = virtual_coils
         if cascades < 1 or sens_chans < 1 or sens_pools < 1:
             raise ValueError(f"cascades, sens_chans and sens_pools must be positive, got {cascades}, {sens_chans}, {sens_pools}")
@@ -199,6 +205,8 @@ class VarNet(nn.Module):
         kspace = masked_kspace.clone()
         for cascade in self.cascades:
             kspace = cascade(kspace, masked_kspace, mask, maps)
+        if self.hard_dc:
+            kspace = torch.where(mask, masked_kspace, kspace)
         return rss(ifft2c(kspace), dim=1)
 
 

@@ -116,7 +116,7 @@ def build_model(config: TrainConfig) -> Unet | VarNet:
         return VarNet(cascades=config.cascades, chans=config.chans, pools=config.pools, sens_chans=config.sens_chans,
                       sens_pools=config.sens_pools, norm=config.norm, groups=config.groups,
                       readout_crop=config.readout_crop, virtual_coils=config.virtual_coils,
-                      warm_start=config.warm_start)
+                      warm_start=config.warm_start, hard_dc=config.hard_dc)
     return Unet(1, 1, chans=config.chans, num_pool_layers=config.pools, norm=config.norm, groups=config.groups,
                 drop_prob=config.drop_prob, residual=config.residual)
 

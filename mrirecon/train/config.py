@@ -41,6 +41,7 @@ class TrainConfig:
     readout_crop: bool = False  # VarNet: run on the target's rows of the readout (exact; see models.varnet)
     virtual_coils: int = 0  # VarNet: compress the coils to this many virtual coils (0: keep all)
     warm_start: bool = False  # VarNet: start from RSS-normalised low-resolution maps and near-zero cascades
+    hard_dc: bool = False  # VarNet: the output keeps the measured k-space samples exactly (see models.varnet)
     chans: int = 32
     pools: int = 4
     norm: str = "group"
@@ -92,8 +93,8 @@ class TrainConfig:
             (self.model != "varnet" or (self.pools <= 4 and self.sens_pools <= 4),
              "the VarNet's U-Nets take at most 4 pools (inputs are padded to a multiple of 16)"),
             (self.model != "varnet" or not self.residual, "residual applies to the U-Net only"),
-            (self.model == "varnet" or not (self.readout_crop or self.virtual_coils or self.warm_start),
-             "readout_crop, virtual_coils and warm_start apply to the VarNet only"),
+            (self.model == "varnet" or not (self.readout_crop or self.virtual_coils or self.warm_start or self.hard_dc),
+             "readout_crop, virtual_coils, warm_start and hard_dc apply to the VarNet only"),
             (self.norm in NORM_TYPES, f"norm must be one of {', '.join(NORM_TYPES)}, got {self.norm!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
