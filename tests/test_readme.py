@@ -172,7 +172,8 @@ def _environment(tmp_path: Path, work: Path) -> dict[str, str]:
 def test_readme_blocks_run_in_order(tmp_path: Path) -> None:
     work = _workspace(tmp_path)
     env = _environment(tmp_path, work)
-    for tool in {c.split()[0] for b in BLOCKS for c in b.commands()} & set(DEBIAN_TOOLS):
+    # every word, not only a command's first: ``mkdir -p nifti && dcm2niix ...`` needs dcm2niix too
+    for tool in {w for b in BLOCKS for c in b.commands() for w in re.split(r"[\s;&|()]+", c)} & set(DEBIAN_TOOLS):
         apt_tool(tool, DEBIAN_TOOLS[tool])
     timings = []
     for block in BLOCKS:
