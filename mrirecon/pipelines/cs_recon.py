@@ -92,8 +92,11 @@ SINGLECOIL_DEFAULTS: dict[int, tuple[float, int]] = {4: (0.02, 20), 8: (0.02, 30
 #: the samples' map-free solves); the noisy real phantoms want 0.005-0.01 at both. 50 iterations
 #: instead of TV's 20 raised the 4-coil brain at 4x from 0.80 to 0.84 SSIM. Retuned for hard data
 #: consistency on sample seeds 21-23: multi-coil 8x 0.005 -> 0.01 (mean 0.556 -> 0.571), single-coil
-#: 0.005 -> 0.01 (mean 0.616 -> 0.626); multi-coil 4x stays (0.843 against 0.833 at 0.001, 0.834 at 0.005).
-WAVELET_LAMS: dict[int, float] = {4: 0.002, 8: 0.01}
+#: 0.005 -> 0.01 (mean 0.616 -> 0.626). Multi-coil 4x 0.002 -> 0.005: the sample scans prefer 0.002
+#: (mean 0.843 against 0.834 at 0.005 on seeds 21-23, 0.813 against 0.801 on held-out 31-33), but the
+#: real multi-coil scans want 0.005-0.01 (mean of six 0.720 at 0.002, 0.761 at 0.005, 0.771 at 0.01),
+#: and at 0.002 the noisy 2-coil GRE phantom was below zero filling (0.453 against 0.487; 0.616 at 0.005).
+WAVELET_LAMS: dict[int, float] = {4: 0.005, 8: 0.01}
 WAVELET_SINGLECOIL_LAM = 0.01
 WAVELET_ITERS = 50
 #: ``--reg tv+wavelet``: the TV term's lambda (multi-coil per acceleration, single-coil), at TV's
