@@ -221,24 +221,21 @@ def run_mrirecon(path: Path, accel: int, lam: float | None, work: Path, threads:
     return time.perf_counter() - start, read_reconstruction(out / path.name)
 
 
-def centred_fft2(x: np.ndarray, inverse: bool = False) -> np.ndarray:
-    """Orthonormal centred 2D (inverse) FFT over the last two axes."""
-    axes = (-2, -1)
-    f = np.fft.ifft2 if inverse else np.fft.fft2
-    return np.fft.fftshift(f(np.fft.ifftshift(x, axes=axes), axes=axes, norm="ortho"), axes=axes)
-
-
 def hard_dc_rss(image: np.ndarray, maps: np.ndarray, kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``cs-recon --data-consistency hard`` applied to another tool's complex ``image`` (H, W) with its
     ``maps`` (C, H, W) and the masked ``kspace`` (C, H, W): the image's scale against the data fitted by
-    least squares on the measured samples (BART's ``-S`` rescales its output), the measured samples put
-    back, the RSS of the coil images."""
-    measured = np.broadcast_to(mask.astype(bool), kspace.shape[-2:]) if mask.ndim == 2 else np.broadcast_to(mask.astype(bool)[None, :], kspace.shape[-2:])
-    pred = centred_fft2(maps * image[None])
-    p, y = pred[:, measured], kspace[:, measured]
-    alpha = np.vdot(p, y) / max(np.vdot(p, p).real, 1e-30)
-    dc = np.where(measured[None], kspace, alpha * pred)
-    return np.sqrt((np.abs(centred_fft2(dc, inverse=True)) ** 2).sum(0))
+    least squares on the measured samples (BART's ``-S`` rescales its output), then mrirecon's own step
+    (``mri.coils.data_consistent_coils``: the measured samples put back) and the RSS of the coil images."""
+    import torch
+
+    from mrirecon.mri.coils import data_consistent_coils, rss
+    from mrirecon.mri.fft import fft2c
+
+    measured = torch.from_numpy(np.broadcast_to(mask.astype(bool), kspace.shape[-2:]).copy())
+    pred, data = fft2c(torch.from_numpy(maps * image[None])), torch.from_numpy(kspace)
+    p, y = pred[:, measured].flatten(), data[:, measured].flatten()
+    alpha = torch.vdot(p, y) / torch.vdot(p, p).real.clamp(min=1e-30)
+    return rss(data_consistent_coils(alpha * pred, data, measured), dim=0).numpy()
 
 
 def run_bart(kspace, calib: int, lam: float, rho: float | None, threads: int, tmp: Path, iters: int = 50, l1: bool = False,
@@ -344,6 +341,7 @@ class Options:
     bart_maps: bool = False  # our wavelet default with BART's ecalib maps (--sens): how much of a gap is the maps
     bart_dc: bool = False  # BART's outputs also after cs-recon's hard data consistency (hard_dc_rss), best over the same sweeps
     repeat: int = 1  # the knee case: mrirecon's time is the median of this many whole processes
+    variants: tuple[str, ...] = ()  # extra cs-recon runs, each its own column "cs-recon ARGS" (e.g. "--iters 150")
 
 
 LAMS_OURS = [0.001, 0.003, 0.01, 0.03]
@@ -391,6 +389,11 @@ def run_case(case: Case, path: Path, accel: int, work: Path, opts: Options) -> d
             runs.append((sec, children_cpu() - cpu))
         sec, row["mrirecon cpu"] = (float(np.median([r[i] for r in runs])) for i in (0, 1))
         row["mrirecon"] = (sec, score(target, rec), "default")
+    for variant in opts.variants:
+        cpu = children_cpu()
+        sec, rec = run_mrirecon(path, accel, None, work, opts.threads, *variant.split())
+        row[f"{VARIANT_PREFIX}{variant} cpu"] = children_cpu() - cpu
+        row[f"{VARIANT_PREFIX}{variant}"] = (sec, score(target, rec), variant)
     if not case.knee:
         if opts.wavelet:
             sec, rec = run_mrirecon(path, accel, None, work, opts.threads, "--reg", "wavelet")
@@ -479,6 +482,11 @@ def main() -> None:
     parser.add_argument("--bart-maps", action="store_true", help="Add mrirecon's wavelet default with BART's ecalib -m1 maps (--sens).")
     parser.add_argument("--bart-dc", action="store_true", help="Add BART's best TV and -l1 after cs-recon's hard data "
                         "consistency step (the measured samples put back, RSS), over the same sweeps: the same output convention as cs-recon's default.")
+    parser.add_argument("--variant", action="append", default=[], metavar="ARGS",
+                        help="Add a column: cs-recon with these extra options (e.g. '--iters 150'), on every case, "
+                        "the knee timing case too. Repeatable.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SAMPLE_SEEDS),
+                        help="Seeds of the sample cases (default: the tuning seeds 21 22 23; others check the defaults on scans they were not tuned on).")
     parser.add_argument("--knee-only", action="store_true", help="Only the knee-sized timing case.")
     parser.add_argument("--no-knee", action="store_true", help="Leave out the knee-sized timing case.")
     parser.add_argument("--cases", default="", help="Only cases whose label contains any of these comma-separated texts (e.g. 'brain,GE').")
@@ -498,7 +506,7 @@ def main() -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     else:
         os.environ["GOMP_SPINCOUNT"] = "300000"  # GNU OpenMP's default; keeps mrirecon from choosing PASSIVE
-    cases = select(suite(0 if args.no_knee else args.knee_slices), args.cases)
+    cases = select(suite(0 if args.no_knee else args.knee_slices, seeds=args.seeds), args.cases)
     if args.knee_only:
         cases = [c for c in cases if c.knee]
     if args.list:
@@ -514,7 +522,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     only = {c.strip() for c in args.only.split(",") if c.strip()}
     opts = Options(threads=args.threads, tv_wavelet=args.tv_wavelet, sigpy=args.sigpy, sweep_ours=args.sweep_ours,
-                   maps_auto=args.maps_auto, bart_maps=args.bart_maps, bart_dc=args.bart_dc, repeat=args.repeat)
+                   maps_auto=args.maps_auto, bart_maps=args.bart_maps, bart_dc=args.bart_dc, repeat=args.repeat,
+                   variants=tuple(args.variant))
     if only:
         opts.tv, opts.wavelet, opts.tv_wavelet, opts.bart = ("tv" in only, "wavelet" in only, "tv+wavelet" in only, "bart" in only)
     rows = []
@@ -549,6 +558,18 @@ HEADS = {"mrirecon": "cs-recon TV default", "wavelet": "cs-recon wavelet default
          "wavelet bart maps": "cs-recon wavelet default, BART's maps", "mrirecon best": "cs-recon TV best",
          "maps auto": "cs-recon --maps auto", "bart": "BART TV best", "bart -l1": "BART -l1 best",
          "bart dc": "BART TV best, hard DC", "bart -l1 dc": "BART -l1 best, hard DC", "sigpy": "SigPy TV best"}
+#: ``--variant ARGS`` columns are keyed ``VARIANT_PREFIX + ARGS`` (their CPU seconds ``... + " cpu"``).
+VARIANT_PREFIX = "cs-recon "
+
+
+def variant_columns(rows: list[dict]) -> list[str]:
+    """The ``--variant`` columns some row has, in the order they first appear."""
+    return list(dict.fromkeys(k for row in rows for k in row if k.startswith(VARIANT_PREFIX) and not k.endswith(" cpu")))
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """The columns some row has, in table order: ``TOOLS``, then the ``--variant`` columns."""
+    return [t for t in TOOLS if any(t in row for row in rows)] + variant_columns(rows)
 
 
 def print_timing(row: dict, threads: int, policy: str) -> None:
@@ -558,11 +579,16 @@ def print_timing(row: dict, threads: int, policy: str) -> None:
     print(f"timing {row['case']}, {threads} thread(s), OMP wait policy {policy}: mrirecon (median) {ours:.1f} s wall, {cpu_ours:.1f} s CPU; "
           f"BART {bart:.1f} s wall, {cpu_bart:.1f} s CPU; mrirecon/BART {ours / bart:.3f} wall, {cpu_ours / cpu_bart:.3f} CPU; "
           f"SSIM {row['mrirecon'][1][0]:.4f} vs BART {row['bart'][1][0]:.4f}")
+    for key in variant_columns([row]):
+        sec, (ssim, _), _ = row[key]
+        cpu = row[f"{key} cpu"]
+        print(f"timing {row['case']}, {key}: {sec:.1f} s wall, {cpu:.1f} s CPU; /BART {sec / bart:.3f} wall, "
+              f"{cpu / cpu_bart:.3f} CPU; SSIM {ssim:.4f}")
 
 
 def print_row(row: dict, flush: bool = False) -> None:
     parts = [f"{row['case']}: zf SSIM {row['zf'][0]:.4f} PSNR {row['zf'][1]:.2f}"]
-    for tool in TOOLS:
+    for tool in columns([row]):
         if row.get(tool):
             sec, (ssim, psnr), setting = row[tool]
             parts.append(f"{tool} [{setting}] {sec:.1f}s SSIM {ssim:.4f} PSNR {psnr:.2f}")
@@ -571,9 +597,9 @@ def print_row(row: dict, flush: bool = False) -> None:
 
 def print_table(rows: list[dict]) -> None:
     """The markdown table (columns that no row has are left out) and how many rows meet the issue's targets."""
-    tools = [t for t in TOOLS if any(t in row for row in rows)]
+    tools = columns(rows)
     ratio = "bart" in tools
-    head = "| case | zero-filled SSIM/PSNR | " + " | ".join(f"{HEADS[t]}: s, SSIM/PSNR (lam)" for t in tools) + " |"
+    head = "| case | zero-filled SSIM/PSNR | " + " | ".join(f"{HEADS.get(t, t)}: s, SSIM/PSNR (lam)" for t in tools) + " |"
     head += " TV time / BART's |" if ratio else ""
     print("\n" + head + "\n" + "|---" * (len(tools) + 2 + ratio) + "|")
     for row in rows:

@@ -58,6 +58,20 @@ def test_one_tiny_case_runs_and_prints_its_row_and_targets(bench, tmp_path, caps
     assert "wavelet default >= zero-filled + 0.02: " in out and "TV+wavelet default >= zero-filled + 0.02: " in out
 
 
+def test_variant_columns_run_cs_recon_with_their_options(bench, tmp_path, capsys):
+    """``--variant ARGS``: cs-recon with extra options as its own column, scored like the default (one
+    iteration must differ from the default's 20 and score below it on this case)."""
+    case = bench.Case("sample multicoil seed 5", bench._sample("multicoil", 5, slices=1))
+    path = case.make(tmp_path)
+    row = bench.run_case(case, path, 4, tmp_path, bench.Options(wavelet=False, bart=False, variants=("--iters 1",)))
+    seconds, (ssim, psnr), setting = row["cs-recon --iters 1"]
+    assert setting == "--iters 1" and seconds > 0 and row["cs-recon --iters 1 cpu"] > 0
+    assert ssim < row["mrirecon"][1][0], (ssim, row["mrirecon"])
+    bench.print_table([row])
+    head = capsys.readouterr().out.strip().split("\n")[0]
+    assert head.index("cs-recon TV default") < head.index("cs-recon --iters 1")
+
+
 def test_bart_columns_run_the_real_bart(bench, tmp_path):
     """The peer columns come from Debian's BART itself (``ecalib`` + ``pics -R T`` / ``pics -l1``),
     installed with apt when missing: best over the lambda sweep, scored like our columns."""
@@ -89,7 +103,7 @@ def test_hard_dc_of_another_tools_image_fits_its_scale_and_equals_ours(bench):
     mask = rng.random(12) < 0.5
     measured = kspace * mask
     # the image that explains the data best on the measured samples, at the data's scale
-    pred = bench.centred_fft2(maps * image[None])
+    pred = fft2c(torch.from_numpy(maps * image[None])).numpy()
     p, y = pred[:, :, mask], measured[:, :, mask]
     fitted = image * (np.vdot(p, y) / np.vdot(p, p).real)
     ours = rss(data_consistent_coils(fft2c(torch.from_numpy(maps * fitted[None])), torch.from_numpy(measured),
