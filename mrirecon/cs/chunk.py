@@ -291,11 +291,11 @@ def reconstruct_chunk(
     magnitude = None
     iterations = 0
     history: list[float] = []
+    hard = config.data_consistency == "hard"
     for i, f in enumerate(forms):
         idx = (chosen == i).nonzero().flatten()
         if idx.numel() == 0:
             continue
-        hard = config.data_consistency == "hard"
         mag, pred, its, hist = problem.solve(f, idx, mask_t, lam[idx], config.iters, predict=hard)
         if hard:
             mag = rss(data_consistent_coils(pred, problem.kspace[idx], _mask4(mask_t, pred)), dim=1)
