@@ -297,16 +297,17 @@ def test_out_of_memory_halves_the_chunk_and_retries(tmp_path: Path, volume_facto
     assert expected.ok
 
 
-def test_l1_wavelet_beats_tv_and_zero_filling_on_the_real_brain_at_8x(real_brain, tmp_path):
-    """``--reg wavelet`` at its default lambda (FISTA, cycle spinning): measured 0.747 against TV's 0.736 and
-    zero filling's 0.603 (both with hard data consistency; 0.686 against 0.642 without it)."""
+def test_l1_wavelet_and_tv_beat_zero_filling_and_barts_l1_on_the_real_brain_at_8x(real_brain, tmp_path):
+    """``--reg wavelet`` at its default lambda (FISTA, cycle spinning): measured 0.747, TV 0.758 (0.736
+    before the ADMM over-relaxation), zero filling 0.603, BART's best ``pics -l1`` over its sweep 0.501
+    (``scripts/bench_cs.py``)."""
     opts = ("--mask", "random", "--accel", "8")
     wav = _invoke("cs-recon", real_brain, "-o", tmp_path / "wav", "-q", "--reg", "wavelet", *opts)
     tv = _invoke("cs-recon", real_brain, "-o", tmp_path / "tv", "-q", *opts)
     zf = _invoke("zf-recon", real_brain, "-o", tmp_path / "zf", "-q", *opts)
     assert wav.exit_code == tv.exit_code == zf.exit_code == 0, wav.output + tv.output
     s_wav, s_tv, s_zf = (_scores(real_brain, tmp_path / d / real_brain.name)["ssim"] for d in ("wav", "tv", "zf"))
-    assert s_wav > s_tv + 0.005 and s_wav > s_zf + 0.1, (s_wav, s_tv, s_zf)
+    assert min(s_wav, s_tv) > s_zf + 0.1 and min(s_wav, s_tv) > 0.501 + 0.2, (s_wav, s_tv, s_zf)
     bad = _invoke("cs-recon", real_brain, "-o", tmp_path / "bad", "-q", "--reg", "l2", *opts)
     assert bad.exit_code == 2 and "--reg" in bad.output + str(bad.stderr)
     for lam in ("abc", "-1", "nan"):

@@ -65,9 +65,14 @@ def test_pdhg_and_admm_reach_the_fast_path_minimiser_on_tv_sense():
     x_pd = pdhg(SeparableSum([L2Squared(y), L1(lam, group_dims=(-3,))]), Zero(), k, x0, 0.99 / bound**0.5,
                 0.99 / bound**0.5, max_iter=800)
     x_admm = admm(least_squares_update(a, y, d, cg_iters=5), d, L1(lam, group_dims=(-3,)), x0, 0.5, max_iter=300)
+    x_relaxed = admm(least_squares_update(a, y, d, cg_iters=5), d, L1(lam, group_dims=(-3,)), x0, 0.5, max_iter=300,
+                     relaxation=1.8)
     best = objective(fast)
     assert torch.allclose(objective(x_pd), best, rtol=2e-3)
     assert torch.allclose(objective(x_admm), best, rtol=2e-3)
+    assert torch.allclose(objective(x_relaxed), best, rtol=2e-3)
+    with pytest.raises(ValueError, match="relaxation"):
+        admm(least_squares_update(a, y, d), d, L1(lam), x0, 0.5, max_iter=1, relaxation=0.0)
     assert bool((best < objective(x0)).all())
 
 
