@@ -2,7 +2,7 @@
 # The main job on the built-in sample data: generate scans, undersample 4x, reconstruct by
 # zero filling, compressed sensing (TV) and a briefly trained E2E-VarNet, score all three, draw
 # a figure. Run through `make demo` (which creates .venv first). Outputs land in demo/.
-# The VarNet (configs/varnet_demo.yaml) trains for 16 short epochs on the CPU; the quality gate
+# The VarNet (configs/varnet_demo.yaml) trains for 32 short epochs on the CPU; the quality gate
 # (tests/test_train_quality.py) asserts the ordering the table shows: VarNet > CS > zero-filled.
 #
 # Three disjoint sets of sample scans: the network trains on train/, picks best.pt on val/, and

@@ -46,6 +46,16 @@ def test_cli_sets_passive_wait_before_torch_loads_and_skips_pandas() -> None:
     assert _probe() == "PASSIVE False"
 
 
+def test_train_gets_a_short_spin_instead_of_passive_wait(monkeypatch) -> None:
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    assert openmp.prefer_passive_wait(["mrirecon", "--quiet", "train", "--config", "x.yaml"]) is None
+    assert os.environ["GOMP_SPINCOUNT"] == openmp.SPIN_COUNT and "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    assert openmp.prefer_passive_wait(["mrirecon", "cs-recon", "train"]) == "PASSIVE"  # a folder named train
+    assert "GOMP_SPINCOUNT" not in os.environ
+
+
 def test_a_users_policy_or_spin_count_is_kept(monkeypatch) -> None:
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert openmp.prefer_passive_wait() == "ACTIVE"
