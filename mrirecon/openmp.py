@@ -22,7 +22,6 @@ machine's noise), but keeps ``PASSIVE``, measured on a loaded machine.
 from __future__ import annotations
 
 import os
-
 import sys
 from typing import Sequence
 

@@ -60,7 +60,7 @@ def test_one_tiny_case_runs_and_prints_its_row_and_targets(bench, tmp_path, caps
 
 def test_variant_columns_run_cs_recon_with_their_options(bench, tmp_path, capsys):
     """``--variant ARGS``: cs-recon with extra options as its own column, scored like the default (one
-    iteration must differ from the default's 20 and score below it on this case)."""
+    iteration must differ from the default's 30 and score below it on this case)."""
     case = bench.Case("sample multicoil seed 5", bench._sample("multicoil", 5, slices=1))
     path = case.make(tmp_path)
     row = bench.run_case(case, path, 4, tmp_path, bench.Options(wavelet=False, bart=False, variants=("--iters 1",)))
