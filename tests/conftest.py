@@ -6,6 +6,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 from mrirecon.io import make_header_xml, write_volume
 from mrirecon.io.fastmri_h5 import TARGET_KEYS
 from mrirecon.mri.zero_filled import zero_filled
+
+import demo_training
 
 #: Real scans live beside the checkout (never copied in): ../shared/data/real
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -112,3 +115,37 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+#: The demo VarNet's training job (``tests/demo_training.py``), started when the session's tests
+#: are collected if its quality test is among them.
+_DEMO_TRAINING: dict[str, "demo_training.TrainingJob"] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The demo VarNet's quality test runs last: it waits for the training started beside the rest."""
+    items.sort(key=lambda item: item.name == demo_training.TEST_NAME)
+
+
+def pytest_collection_finish(session) -> None:
+    if any(item.name == demo_training.TEST_NAME for item in session.items) and not session.config.option.collectonly:
+        folder = Path(tempfile.mkdtemp(prefix="mrirecon-demo-training-"))
+        alone = len(session.items) == 1
+        _DEMO_TRAINING["job"] = demo_training.start(folder, threads=None if alone else 1)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    job = _DEMO_TRAINING.pop("job", None)
+    if job is not None:
+        job.stop()
+        shutil.rmtree(job.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_training_job() -> "demo_training.TrainingJob":
+    """The demo VarNet's training job of this session (see ``tests/demo_training.py``)."""
+    if "job" not in _DEMO_TRAINING:  # e.g. the test called by name from a plugin that skipped collection
+        folder = Path(tempfile.mkdtemp(prefix="mrirecon-demo-training-"))
+        _DEMO_TRAINING["job"] = demo_training.start(folder, threads=None)
+    return _DEMO_TRAINING["job"]
