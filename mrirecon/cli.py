@@ -549,13 +549,13 @@ def eval_command(
 
 
 def _lam_value(ctx, param, value: Optional[str]) -> Optional[str]:
-    """``--lam``: ``auto`` or a finite non-negative number (as text; the pipeline parses it)."""
-    if value is None or value == "auto":
+    """``--lam``: ``auto``, ``discrepancy`` or a finite non-negative number (as text; the pipeline parses it)."""
+    if value is None or value in ("auto", "discrepancy"):
         return value
     try:
         number = float(value)
     except ValueError:
-        fail(f"--lam must be a non-negative number or auto, got {value!r}")
+        fail(f"--lam must be a non-negative number, auto or discrepancy, got {value!r}")
     finite(0)(ctx, param, number)
     return value
 
@@ -565,9 +565,11 @@ def cs_recon_command(
     inputs: List[Path] = typer.Argument(..., help="fastMRI files (test-style, or fully sampled) or folders."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder for reconstruction files.", callback=output_folder),
     lam: Optional[str] = typer.Option(
-        None, "--lam", help="Regularisation weight, dimensionless (k-space is scaled to a reference level); default per "
-        "acceleration; auto: chosen per slice by a discrepancy principle on the noise level estimated from the "
-        "k-space (reported per slice in --json; measured no better than the default).",
+        None, "--lam", help="Regularisation weight, dimensionless (k-space is scaled to a reference level). auto (default): "
+        "per slice, the per-acceleration default, raised in proportion to the zero-filled image's noise-to-signal "
+        "ratio (estimated from the k-space) where that is above the tuned scans' (multi-coil; reported per slice "
+        "in --json); discrepancy: per slice by a discrepancy principle (two probe solves, about 2x the time); a "
+        "number: that lambda everywhere.",
         callback=_lam_value),
     maps: str = typer.Option(
         "auto", "--maps", help="Sensitivity map sets: 1, 2 (soft-SENSE, for a field of view smaller than the object), "

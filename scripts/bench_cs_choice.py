@@ -2,12 +2,13 @@
 default), per case of ``scripts/bench_cs.py``'s suite (no knee), at 4x and 8x: SSIM, wall time, and per slice the formulation ``--maps auto``
 chose with its calibration test value (``map_misfit``) and ESPIRiT's weak flag.
 
-``--lam``: instead, the fixed default lambda against ``--lam auto`` (the discrepancy principle of
-``mrirecon.cs.lambda_choice``), both with ``--maps auto``: SSIM, wall time and auto's time over the
-default's, and the lambdas auto chose per slice (``--reg wavelet`` for the wavelet defaults).
+``--lam``: instead, the fixed per-acceleration lambda (``--lam`` with that number) against a rule of
+``mrirecon.cs.lambda_choice`` (``--rule auto``, the default: noise-scaled; ``--rule discrepancy``),
+both with ``--maps auto``: SSIM, wall time and the rule's time over the fixed lambda's, and the
+lambdas it chose per slice (``--reg wavelet`` for the wavelet defaults).
 
 Runs in-process (``mrirecon.pipelines.cs_recon.cs_file``), same masks as ``subsample``.
-Usage: .venv/bin/python scripts/bench_cs_choice.py [--threads 2] [--cases brain,alias] [--work DIR] [--lam [--reg wavelet]]
+Usage: .venv/bin/python scripts/bench_cs_choice.py [--threads 2] [--cases brain,alias] [--work DIR] [--lam [--rule discrepancy] [--reg wavelet]]
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="Sample-scan seeds (default: the suite's 21 22 23; others check the defaults on scans they were not tuned on).")
     parser.add_argument("--cases", default="", help="Comma-separated texts: only cases whose label contains one (as bench_cs.py --cases).")
-    parser.add_argument("--lam", action="store_true", help="The fixed default lambda against --lam auto (see the module docstring).")
+    parser.add_argument("--lam", action="store_true", help="The fixed per-acceleration lambda against a rule (--rule; see the module docstring).")
     parser.add_argument("--reg", default="tv", help="With --lam: the regulariser (tv or wavelet).")
+    parser.add_argument("--rule", default="auto", choices=("auto", "discrepancy"), help="With --lam: the rule against the fixed lambda.")
     args = parser.parse_args()
     import torch
 
@@ -79,12 +81,14 @@ def main() -> None:
 
 
 def compare_lambda(args) -> None:
-    """Zero filling, the fixed default lambda and ``--lam auto`` per case (``--lam``)."""
+    """Zero filling, the fixed per-acceleration lambda and ``--lam RULE`` per case (``--lam``)."""
     import torch
 
     from mrirecon.mri.zero_filled import zero_filled
 
-    print(f"| case ({args.reg}) | zero-filled | default (s) | --lam auto (s) | auto - default | auto - zf | time ratio | auto's lambda per slice |")
+    from mrirecon.pipelines.cs_recon import default_parameters
+
+    print(f"| case ({args.reg}) | zero-filled | fixed lambda (s) | --lam {args.rule} (s) | rule - fixed | rule - zf | time ratio | the rule's lambda per slice |")
     print("|---|---|---|---|---|---|---|---|")
     gains = []
     for case in bench_cs.select(bench_cs.suite(knee_slices=0, **({} if args.seeds is None else {"seeds": args.seeds})), args.cases):
@@ -93,15 +97,16 @@ def compare_lambda(args) -> None:
             kspace, _, _, target, crop = bench_cs.undersample(path, accel)
             multicoil = kspace.shape[1] > 1
             zf = bench_cs.score(target, zero_filled(torch.from_numpy(kspace if multicoil else kspace[:, 0]), crop).numpy())[0]
-            sec_d, rec_d, _ = run(path, accel, args.work, "auto", None, args.reg)
-            sec_a, rec_a, info = run(path, accel, args.work, "auto", "auto", args.reg)
+            fixed_lam = default_parameters(accel, multicoil, args.reg)[0]
+            sec_d, rec_d, _ = run(path, accel, args.work, "auto", str(fixed_lam), args.reg)
+            sec_a, rec_a, info = run(path, accel, args.work, "auto", args.rule, args.reg)
             fixed, auto = bench_cs.score(target, np.asarray(rec_d))[0], bench_cs.score(target, np.asarray(rec_a))[0]
             gains.append(auto - fixed)
             lams = ", ".join(f"{s['lambda']:.4g}" for s in info["slices"])
             print(f"| {case.label} {accel}x | {zf:.4f} | {fixed:.4f} ({sec_d:.1f}) | {auto:.4f} ({sec_a:.1f}) | {auto - fixed:+.4f} "
                   f"| {auto - zf:+.4f} | {sec_a / sec_d:.2f} | {lams} |", flush=True)
     if gains:
-        print(f"\nmean auto - default: {np.mean(gains):+.4f} over {len(gains)} rows")
+        print(f"\nmean {args.rule} - fixed: {np.mean(gains):+.4f} over {len(gains)} rows")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ def test_map_free_formulation_on_a_tiny_calibration_region(tmp_path, volume_fact
     assert cs_ssim > zf_ssim + 0.02, (cs_ssim, zf_ssim)
 
 
-def test_lambda_auto_is_per_slice_and_scale_free_and_fixed_lambda_is_unchanged(aliased_sample):
+@pytest.mark.parametrize("rule", ["noise", "discrepancy"])
+def test_lambda_rules_are_per_slice_and_scale_free_and_fixed_lambda_is_unchanged(aliased_sample, rule):
     full, _ = aliased_sample
     full = full.expand(2, -1, -1, -1).clone()
     full[1] *= 3.0  # a brighter slice: lambda is dimensionless, so the choice may differ only through the data
@@ -120,13 +121,15 @@ def test_lambda_auto_is_per_slice_and_scale_free_and_fixed_lambda_is_unchanged(a
     mask_np, low = column_mask("random", w, 4, 0.2, seed=(4,))
     mask = torch.from_numpy(mask_np)
     calib = calibration_region(mask_np, (h, w), low)
-    auto = reconstruct_chunk(full * mask, mask, calib, ChunkConfig(None, 0.002, 10, maps="1"))
+    auto = reconstruct_chunk(full * mask, mask, calib, ChunkConfig(None, 0.002, 10, maps="1", lam_rule=rule))
     assert all(0.002 / LAMBDA_RANGE * 0.999 <= s["lambda"] <= 0.002 * LAMBDA_RANGE * 1.001 for s in auto.slices)
     # scale invariance: both slices hold the same image (and noise), so they get the same lambda
     assert auto.slices[0]["lambda"] == pytest.approx(auto.slices[1]["lambda"], rel=1e-3)
     assert auto.slices[1]["noise_sigma"] == pytest.approx(3 * auto.slices[0]["noise_sigma"], rel=1e-3)
     assert auto.slices[0]["lambda_rule"] == auto.slices[1]["lambda_rule"]
-    assert auto.slices[0]["lambda_rule"] in ("discrepancy", "default (residual above the noise target)")
+    rules = {"noise": ("noise-scaled", "default (noise below the reference)"),
+             "discrepancy": ("discrepancy", "default (residual above the noise target)")}[rule]
+    assert auto.slices[0]["lambda_rule"] in rules
     fixed = reconstruct_chunk(full * mask, mask, calib, ChunkConfig(0.004, 0.002, 10, maps="1"))
     assert [s["lambda"] for s in fixed.slices] == [pytest.approx(0.004)] * 2
     assert "lambda_rule" not in fixed.slices[0] and "noise_sigma" not in fixed.slices[0]

@@ -17,7 +17,14 @@ from conftest import REAL_DATA
 from mrirecon.cli import app
 from mrirecon.cs.chunk import DISCREPANCY_TAU, ChunkConfig, reconstruct_chunk
 from mrirecon.cs.recon import tv_recon
-from mrirecon.cs.lambda_choice import LAMBDA_RANGE, discrepancy_lambda, noise_variance
+from mrirecon.cs.lambda_choice import (
+    LAMBDA_RANGE,
+    NOISE_REFERENCE,
+    discrepancy_lambda,
+    noise_scaled_lambda,
+    noise_to_signal,
+    noise_variance,
+)
 from mrirecon.io import open_volume
 from mrirecon.mri.fft import fft2c
 from mrirecon.mri.masks import column_mask
@@ -67,6 +74,47 @@ def test_noise_estimate_recovers_added_noise(sample_kspace, challenge):
     assert float(estimate2d.variance) == pytest.approx(float(own) + coils * sigma**2, rel=0.1)
 
 
+def test_noise_scaled_lambda_keeps_the_default_below_the_reference_and_grows_in_proportion_above():
+    default = torch.tensor([0.002, 0.002, 0.002, 0.002])
+    ratio = torch.tensor([0.0, NOISE_REFERENCE, 2 * NOISE_REFERENCE, 1e3])
+    assert noise_scaled_lambda(default, ratio).tolist() == pytest.approx([0.002, 0.002, 0.004, 0.002 * LAMBDA_RANGE])
+
+
+def test_noise_to_signal_is_scale_free_and_rises_with_added_noise(sample_kspace):
+    k, mask, _ = sample_kspace["multicoil"]
+    own = noise_variance(k * mask, mask)
+    ratio = float(noise_to_signal(k * mask, own))
+    scaled = 7.0 * k * mask
+    assert float(noise_to_signal(scaled, noise_variance(scaled, mask))) == pytest.approx(ratio, rel=1e-4)
+    sigma = 3.0 * math.sqrt(float(own.variance) / k.shape[1])  # 9x the scan's own noise energy
+    noisy = (k + _noise(k, sigma, 0)) * mask
+    assert float(noise_to_signal(noisy, noise_variance(noisy, mask))) > 2.5 * ratio
+    assert float(noise_to_signal(torch.zeros_like(k), own)) == 0.0
+
+
+def test_default_lambda_rule_raises_lambda_only_for_noisy_multicoil_slices(sample_kspace):
+    """``--lam auto`` (chunk ``lam=None``, rule ``noise``): a clean multi-coil sample slice keeps the
+    default exactly; with 10x its own noise it gets default x ratio / reference; single coil keeps
+    the default whatever the noise; each slice reports its rule and ratio."""
+    k, mask, low = sample_kspace["multicoil"]
+    calib = calibration_region(mask.numpy(), tuple(k.shape[-2:]), low)
+    own = float(noise_variance(k * mask, mask).variance)
+    noisy = k + _noise(k, 10.0 * math.sqrt(own / k.shape[1]), 1)
+    batch = torch.cat([k, noisy]) * mask
+    result = reconstruct_chunk(batch, mask, calib, ChunkConfig(None, 0.002, 6, maps="1"))
+    clean, loud = result.slices
+    assert clean["noise_to_signal"] < NOISE_REFERENCE < loud["noise_to_signal"]
+    assert clean["lambda"] == pytest.approx(0.002) and clean["lambda_rule"] == "default (noise below the reference)"
+    assert loud["lambda_rule"] == "noise-scaled"
+    assert loud["lambda"] == pytest.approx(0.002 * loud["noise_to_signal"] / NOISE_REFERENCE, rel=1e-3)
+    ks, masks, lows = sample_kspace["singlecoil"]
+    calib_s = calibration_region(masks.numpy(), tuple(ks.shape[-2:]), lows)
+    own_s = float(noise_variance(ks * masks, masks).variance)
+    single = reconstruct_chunk((ks + _noise(ks, 10.0 * math.sqrt(own_s), 1)) * masks, masks, calib_s,
+                               ChunkConfig(None, 0.02, 6), multicoil=False)
+    assert single.slices[0]["lambda"] == pytest.approx(0.02) and single.slices[0]["lambda_rule"] == "default (single coil)"
+
+
 def test_discrepancy_lambda_hits_the_target_of_a_power_law_and_clamps():
     default = torch.tensor([0.01, 0.01, 0.01])
     target = torch.tensor([2.0, 1e-12, 1e12])
@@ -91,7 +139,7 @@ def test_chosen_lambda_rises_with_noise_and_its_residual_meets_the_target(sample
     lams, infos = [], []
     for factor in (0.0, 3.0, 10.0):
         noisy = (k + _noise(k, factor * math.sqrt(own), 2)) * mask
-        result = reconstruct_chunk(noisy, mask, calib, ChunkConfig(None, 0.002, 20), multicoil=False)
+        result = reconstruct_chunk(noisy, mask, calib, ChunkConfig(None, 0.002, 20, lam_rule="discrepancy"), multicoil=False)
         lams.append(result.slices[0]["lambda"])
         infos.append(result.slices[0])
     assert lams[0] < lams[1] < lams[2], lams
@@ -108,14 +156,14 @@ def test_chosen_lambda_rises_with_noise_and_its_residual_meets_the_target(sample
         assert residual == pytest.approx(target, rel=0.25), (i, lams, infos)
 
 
-def test_lambda_auto_end_to_end_on_a_real_scan_reports_its_choice_and_beats_zero_filling(tmp_path):
-    """``cs-recon --lam auto`` on the real 16-coil phantom with its noise (8x): the JSON says what set
+def test_lambda_discrepancy_end_to_end_on_a_real_scan_reports_its_choice_and_beats_zero_filling(tmp_path):
+    """``cs-recon --lam discrepancy`` on the real 16-coil phantom with its noise (8x): the JSON says what set
     lambda per slice, and the image clears zero filling + 0.02 SSIM."""
     path = tmp_path / "phantom.h5"
     convert_npy(REAL_DATA / "phantom_16coil_96_with_noise.npy", path, ConvertConfig())
     mask = ("--mask", "random", "--accel", "8")
     runner = CliRunner()
-    cs = runner.invoke(app, ["cs-recon", str(path), "-o", str(tmp_path / "cs"), "-q", "--lam", "auto", "--json", "-", *mask])
+    cs = runner.invoke(app, ["cs-recon", str(path), "-o", str(tmp_path / "cs"), "-q", "--lam", "discrepancy", "--json", "-", *mask])
     assert cs.exit_code == 0, cs.output
     (info,) = json.loads(cs.stdout)["results"][0]["info"]["slices"]
     assert info["lambda_rule"] in ("discrepancy", "default (residual above the noise target)")

@@ -1,4 +1,4 @@
-"""Lambda from the data: the k-space noise level and Morozov's discrepancy principle.
+"""Lambda from the data: the k-space noise level, a noise-scaled lambda and Morozov's discrepancy principle.
 
 ``noise_variance``: per slice, the expected ``|n|^2`` of one k-space sample's noise summed over
 the coils (white noise keeps its variance through orthonormal FFTs, so image, hybrid and k-space
@@ -11,7 +11,21 @@ the readout, where both neighbours are sampled. (Tried and dropped: the rows out
 window of an oversampled readout; on the sample scans the object reaches into them and the
 estimate read 1.5-9x the Haar one, and added noise came back 1.3-2.2x too large.)
 
-``discrepancy_lambda``: the lambda whose data residual ``||M A x - y||^2`` equals ``tau`` times
+``noise_scaled_lambda`` (``--lam auto``, the default): per slice, the default lambda times
+``max(1, r / NOISE_REFERENCE)``, where ``r`` (``noise_to_signal``) is the noise level of one coil's
+k-space sample (the coils' summed noise energy over their number: the noise of a coil-combined
+image with unit-norm maps, unchanged by coil compression, which rotates white noise) over the 99th
+percentile of the zero-filled RSS image. A denoising weight grows with the noise's standard
+deviation; below the reference the default stays. Measured on the multi-coil scans of
+``scripts/bench_cs.py`` (lambda sweeps, then ``scripts/bench_cs_choice.py --lam``): ``r`` reads
+0.011-0.026 on the scans the defaults were tuned on, 0.033 on the aliased brain at 8x (whose best
+lambda was 2x the default) and 0.057-0.061 on the 2-coil GRE phantom (best 4-8x the default); on
+held-out sample scans with 3x and 6x their own noise added, the best lambda rose to 1-8x the
+default. Linear in ``r`` and never below the default is the cautious choice. Single coil keeps
+the default: there the noise-to-signal ratio did not predict the best lambda (sample seed 31 at
+8x, the noisiest, wanted the default; seed 33, less noisy, wanted 8x it).
+
+``discrepancy_lambda`` (``--lam discrepancy``): the lambda whose data residual ``||M A x - y||^2`` equals ``tau`` times
 the expected noise energy of the measured samples, found on a log-log secant from two short
 probe solves, clamped to ``[default / LAMBDA_RANGE, default * LAMBDA_RANGE]``. Where the lower
 probe's residual already exceeds the target (one-set SENSE on most multi-coil scans: the maps
@@ -27,8 +41,15 @@ from typing import Callable
 
 import torch
 
+from mrirecon.mri.fft import ifft2c
+
 #: The chosen lambda stays within this factor of the per-acceleration default.
 LAMBDA_RANGE = 10.0
+#: ``noise_scaled_lambda``: the noise-to-signal ratio above which lambda grows in proportion
+#: (the tuned scans read at most 0.026, the aliased brain 0.033 at 8x, the 2-coil GRE phantom 0.057).
+NOISE_REFERENCE = 0.03
+#: The percentile of the zero-filled RSS image that stands for the signal (as ``mrirecon.cs.recon``'s scale).
+SIGNAL_QUANTILE = 0.99
 #: The two probe lambdas, as multiples of the default.
 PROBE_FACTORS = (1.0 / 3.0, 3.0)
 
@@ -73,6 +94,21 @@ def noise_variance(kspace: torch.Tensor, mask: torch.Tensor) -> NoiseEstimate:
     both = mask[0 : 2 * half : 2] & mask[1 : 2 * half : 2]
     detail = _haar_detail(kspace, -2)[..., both]
     return NoiseEstimate(_median_energy(detail).sum(1), "haar-kspace")
+
+
+def noise_to_signal(kspace: torch.Tensor, noise: NoiseEstimate) -> torch.Tensor:
+    """Per slice ``(S,)``: ``sqrt(noise.variance / C)`` (one coil's noise) over the ``SIGNAL_QUANTILE``
+    of the RSS of the zero-filled coil images of masked k-space ``(S, C, H, W)`` (0 for an empty slice)."""
+    rss = ifft2c(kspace).abs().square().sum(1).sqrt().flatten(1)
+    signal = torch.quantile(rss.float(), SIGNAL_QUANTILE, dim=1)
+    sigma = (noise.variance.to(signal.device) / kspace.shape[1]).sqrt()
+    return torch.where(signal > 0, sigma / signal.clamp(min=1e-30), torch.zeros_like(signal))
+
+
+def noise_scaled_lambda(default: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """Per slice, ``default * max(1, ratio / NOISE_REFERENCE)``, at most ``LAMBDA_RANGE`` times the default."""
+    factor = (ratio.to(default) / NOISE_REFERENCE).clamp(min=1.0, max=LAMBDA_RANGE)
+    return default * factor
 
 
 def sampled_count(mask: torch.Tensor, height: int) -> int:

@@ -26,11 +26,13 @@ Formulation per slice (``--maps``, default ``auto``; ``mrirecon.cs.chunk``): one
 where the maps pass a calibration consistency test, otherwise map-free joint-sparsity TV over the
 coil images; ``--json`` reports the choice, the test value and lambda per slice.
 
-Default lambda and iterations (``DEFAULTS``, used when ``--lam``/``--iters`` are not given),
-chosen by acceleration (nearest of 4x and 8x), tuned on the sample scans and the real scans:
-see ``scripts/bench_cs.py``. ``--lam auto`` chooses lambda per slice around that default by a
-discrepancy principle on the noise level estimated from the k-space (``mrirecon.cs.chunk``); it
-is not the default (``scripts/bench_cs_choice.py --lam``).
+Default lambda and iterations (``DEFAULTS``), chosen by acceleration (nearest of 4x and 8x),
+tuned on the sample scans and the real scans: see ``scripts/bench_cs.py``. ``--lam auto`` (the
+default) starts from that lambda and raises it per slice in proportion to the zero-filled
+image's noise-to-signal ratio where that is above the tuned scans' (multi-coil; ``mrirecon.cs.
+lambda_choice``), so a noisier scan than those gets more regularisation; ``--lam discrepancy``
+chooses it by a discrepancy principle instead (two probe solves); a number fixes it
+(``scripts/bench_cs_choice.py --lam``).
 """
 
 from __future__ import annotations
@@ -59,14 +61,13 @@ from mrirecon.pipelines.common import BatchSummary, FileResult, expand_inputs, s
 from mrirecon.pipelines.runner import Method, RunOptions, VolumeJob, recon_file, run_recon
 from mrirecon.pipelines.sampling import SamplingMask
 
+#: The rules ``--lam`` takes besides a number (``mrirecon.cs.chunk``): ``auto`` (the default) and ``discrepancy``.
+LAMBDA_RULES = {"auto": "noise", "discrepancy": "discrepancy"}
 #: (lambda, iterations) per acceleration, at the reference scale of ``mrirecon.cs.recon``.
 #: 4x runs 30 over-relaxed ADMM iterations (``mrirecon.cs.admm.RELAXATION``), 20 before: on the
 #: suite's multi-coil 4x rows +0.001 to +0.009 SSIM (sample seed 22: 0.805 -> 0.814, BART's best
 #: 0.815) except the noisy 2-coil GRE phantom (0.641 -> 0.611; zero filling 0.487, BART 0.585).
 DEFAULTS: dict[int, tuple[float, int]] = {4: (0.002, 30), 8: (0.01, 30)}
-#: With the default lambda, slices whose ESPIRiT maps were weak (ACS fallback) get this much
-#: more regularisation: their SENSE model is less exact.
-WEAK_MAPS_LAM_FACTOR = 3.0
 #: Slices per batch on a CPU when --batch-slices is not given (bounds memory; a GPU takes the whole volume).
 CPU_BATCH_SLICES = 8
 #: Rows kept beyond the output rows on each side of the readout window (TV's periodic wrap-around
@@ -130,7 +131,7 @@ def default_parameters(acceleration: float, multicoil: bool = True, reg: str = "
 class CSConfig:
     """Everything ``cs-recon`` needs besides the paths. ``lam``/``iters`` ``None`` = per-acceleration defaults."""
 
-    lam: float | str | None = None  # a number, "auto" (chosen per slice) or None (per-acceleration default)
+    lam: float | str | None = None  # a number, a rule of LAMBDA_RULES (chosen per slice) or None (= "auto")
     iters: int | None = None
     maps: str = "auto"
     reg: str = "tv"
@@ -151,11 +152,11 @@ class CSConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError``/``InputError`` with one sentence if an option is unusable."""
-        if isinstance(self.lam, str) and self.lam != "auto":
+        if isinstance(self.lam, str) and self.lam not in LAMBDA_RULES:
             try:
                 self.lam = float(self.lam)
             except ValueError:
-                raise ValueError(f"--lam must be a non-negative number or auto, got {self.lam!r}") from None
+                raise ValueError(f"--lam must be a non-negative number, auto or discrepancy, got {self.lam!r}") from None
         if isinstance(self.lam, (int, float)) and not self.lam >= 0:
             raise ValueError(f"--lam must be non-negative, got {self.lam}")
         if self.maps not in MAP_CHOICES:
@@ -203,7 +204,7 @@ class _CSJob(VolumeJob):
         self.config = config
         default_lam, default_iters = default_parameters(sampling.acceleration, volume.multicoil, config.reg)
         self.default_lam = default_lam
-        self.lam = default_lam if config.lam is None else config.lam
+        self.lam = "auto" if config.lam is None else config.lam
         self.iters = default_iters if config.iters is None else config.iters
         self.hw = tuple(volume.kspace_shape[-2:])
         self.calib = calibration_region(sampling.mask, self.hw, sampling.num_low_frequency)
@@ -241,10 +242,11 @@ class _CSJob(VolumeJob):
         else:
             kspace = kspace.unsqueeze(1)
         chunk_config = ChunkConfig(
-            lam=None if self.lam == "auto" else float(self.lam), default_lam=self.default_lam, iters=self.iters,
+            lam=None if self.lam in LAMBDA_RULES else float(self.lam), default_lam=self.default_lam, iters=self.iters,
+            lam_rule=LAMBDA_RULES.get(self.lam, "noise"),
             maps=config.maps, reg=config.reg, solver=config.solver, kind=config.tv, tol=config.tol,
             sens=config.sens if config.sens in SENS_METHODS else "espirit",
-            weak_lam_factor=WEAK_MAPS_LAM_FACTOR if config.lam is None else 1.0, track_objective=config.verbose,
+            track_objective=config.verbose,
             compile_mode=COMPILE_MODES.get(self.device.type) if config.compile else None,
             data_consistency=config.data_consistency,
         )
@@ -274,6 +276,7 @@ class _CSJob(VolumeJob):
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "lambda": self.lam,
+            "default_lambda": self.default_lam,
             "max_iterations": self.iters,
             "iterations_run": self.iterations,
             "slices": self.slices,
