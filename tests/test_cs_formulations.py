@@ -112,7 +112,7 @@ def test_map_free_formulation_on_a_tiny_calibration_region(tmp_path, volume_fact
     assert cs_ssim > zf_ssim + 0.02, (cs_ssim, zf_ssim)
 
 
-@pytest.mark.parametrize("rule", ["noise", "discrepancy"])
+@pytest.mark.parametrize("rule", ["auto", "discrepancy"])
 def test_lambda_rules_are_per_slice_and_scale_free_and_fixed_lambda_is_unchanged(aliased_sample, rule):
     full, _ = aliased_sample
     full = full.expand(2, -1, -1, -1).clone()
@@ -127,7 +127,7 @@ def test_lambda_rules_are_per_slice_and_scale_free_and_fixed_lambda_is_unchanged
     assert auto.slices[0]["lambda"] == pytest.approx(auto.slices[1]["lambda"], rel=1e-3)
     assert auto.slices[1]["noise_sigma"] == pytest.approx(3 * auto.slices[0]["noise_sigma"], rel=1e-3)
     assert auto.slices[0]["lambda_rule"] == auto.slices[1]["lambda_rule"]
-    rules = {"noise": ("noise-scaled", "default (noise below the reference)"),
+    rules = {"auto": ("noise-scaled", "default (noise below the reference)"),
              "discrepancy": ("discrepancy", "default (residual above the noise target)")}[rule]
     assert auto.slices[0]["lambda_rule"] in rules
     fixed = reconstruct_chunk(full * mask, mask, calib, ChunkConfig(0.004, 0.002, 10, maps="1"))

@@ -93,7 +93,7 @@ def test_noise_to_signal_is_scale_free_and_rises_with_added_noise(sample_kspace)
 
 
 def test_default_lambda_rule_raises_lambda_only_for_noisy_multicoil_slices(sample_kspace):
-    """``--lam auto`` (chunk ``lam=None``, rule ``noise``): a clean multi-coil sample slice keeps the
+    """``--lam auto`` (chunk ``lam=None``, rule ``auto``): a clean multi-coil sample slice keeps the
     default exactly; with 10x its own noise it gets default x ratio / reference; single coil keeps
     the default whatever the noise; each slice reports its rule and ratio."""
     k, mask, low = sample_kspace["multicoil"]
@@ -172,3 +172,15 @@ def test_lambda_discrepancy_end_to_end_on_a_real_scan_reports_its_choice_and_bea
     assert zf.exit_code == 0, zf.output
     cs_ssim, zf_ssim = (ssim_against_target(path, tmp_path / name) for name in ("cs", "zf"))
     assert cs_ssim > zf_ssim + 0.02, (cs_ssim, zf_ssim)
+
+
+@pytest.mark.parametrize("value", ["often", "-1", "nan"])
+def test_an_unusable_lam_is_one_sentence_and_writes_nothing(volume_factory, tmp_path, value):
+    src = volume_factory("vol.h5", slices=1)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["cs-recon", str(src), "-o", str(out), "--mask", "random", "--accel", "4",
+                                      "--lam", value, "-q"])
+    assert result.exit_code != 0
+    message = (result.stderr or result.output).strip()
+    assert "--lam" in message and len(message.splitlines()) == 1, message
+    assert not out.exists()

@@ -32,7 +32,7 @@ error. ``"soft"``: the solve's magnitude as it is (one-set SENSE ``|x|``, map se
 
 ``lam=None``: lambda per slice from the data (``mrirecon.cs.lambda_choice``), by ``lam_rule``:
 
-- ``"noise"`` (``--lam auto``, the pipeline's default): multi-coil, the default times the
+- ``"auto"`` (``--lam auto``, the pipeline's default): multi-coil, the default times the
   zero-filled image's noise-to-signal ratio over ``NOISE_REFERENCE`` where that is above 1
   (``noise_scaled_lambda``; a noise estimate and a quantile, no extra solve). Single coil keeps
   the default. A slice whose ratio is at most the reference keeps the default exactly.
@@ -74,8 +74,8 @@ from mrirecon.mri.sensitivity import estimate_maps, low_res_images, map_misfit
 FORMULATIONS = ("sense", "sense2", "coil")
 MAP_CHOICES = ("1", "2", "auto")
 DATA_CONSISTENCY = ("hard", "soft")
-#: How ``lam=None`` chooses lambda per slice (see the module docstring).
-LAMBDA_RULES = ("noise", "discrepancy")
+#: How ``lam=None`` chooses lambda per slice, named as ``--lam`` names them (see the module docstring).
+LAMBDA_RULES = ("auto", "discrepancy")
 #: ``--lam discrepancy``: the data residual's target is this multiple of the measured samples' expected
 #: noise energy (see ``mrirecon.cs.lambda_choice``). Morozov's 1 over-regularises every scan of the
 #: tuning set (at 3x the default lambda the residual is still below the noise energy on all of
@@ -114,7 +114,7 @@ class ChunkConfig:
     track_objective: bool = False
     compile_mode: str | None = None  # ADMM's iteration through torch.compile in this mode; None: eager
     data_consistency: str = "hard"
-    lam_rule: str = "noise"
+    lam_rule: str = "auto"
 
     @property
     def selection_iters(self) -> int:

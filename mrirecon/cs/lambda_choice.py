@@ -41,6 +41,7 @@ from typing import Callable
 
 import torch
 
+from mrirecon.mri.coils import rss
 from mrirecon.mri.fft import ifft2c
 
 #: The chosen lambda stays within this factor of the per-acceleration default.
@@ -99,8 +100,7 @@ def noise_variance(kspace: torch.Tensor, mask: torch.Tensor) -> NoiseEstimate:
 def noise_to_signal(kspace: torch.Tensor, noise: NoiseEstimate) -> torch.Tensor:
     """Per slice ``(S,)``: ``sqrt(noise.variance / C)`` (one coil's noise) over the ``SIGNAL_QUANTILE``
     of the RSS of the zero-filled coil images of masked k-space ``(S, C, H, W)`` (0 for an empty slice)."""
-    rss = ifft2c(kspace).abs().square().sum(1).sqrt().flatten(1)
-    signal = torch.quantile(rss.float(), SIGNAL_QUANTILE, dim=1)
+    signal = torch.quantile(rss(ifft2c(kspace), dim=1).flatten(1).float(), SIGNAL_QUANTILE, dim=1)
     sigma = (noise.variance.to(signal.device) / kspace.shape[1]).sqrt()
     return torch.where(signal > 0, sigma / signal.clamp(min=1e-30), torch.zeros_like(signal))
 
