@@ -5,10 +5,13 @@ chose with its calibration test value (``map_misfit``) and ESPIRiT's weak flag.
 ``--lam``: instead, the fixed per-acceleration lambda (``--lam`` with that number) against a rule of
 ``mrirecon.cs.lambda_choice`` (``--rule auto``, the default: noise-scaled; ``--rule discrepancy``),
 both with ``--maps auto``: SSIM, wall time and the rule's time over the fixed lambda's, and the
-lambdas it chose per slice (``--reg wavelet`` for the wavelet defaults).
+lambdas it chose per slice (``--reg wavelet`` for the wavelet defaults). ``--add-noise K``: on
+noisier copies of the multi-coil scans (complex white noise of K times the scan's own per-coil
+k-space noise level, estimated as ``cs-recon`` estimates it, seeded; the target recomputed from
+the noisy data as fastMRI's RSS), scans noisier than any the defaults were tuned on.
 
 Runs in-process (``mrirecon.pipelines.cs_recon.cs_file``), same masks as ``subsample``.
-Usage: .venv/bin/python scripts/bench_cs_choice.py [--threads 2] [--cases brain,alias] [--work DIR] [--lam [--rule discrepancy] [--reg wavelet]]
+Usage: .venv/bin/python scripts/bench_cs_choice.py [--threads 2] [--cases brain,alias] [--work DIR] [--lam [--rule discrepancy] [--reg wavelet] [--add-noise 3]]
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def main() -> None:
     parser.add_argument("--cases", default="", help="Comma-separated texts: only cases whose label contains one (as bench_cs.py --cases).")
     parser.add_argument("--lam", action="store_true", help="The fixed per-acceleration lambda against a rule (--rule; see the module docstring).")
     parser.add_argument("--reg", default="tv", help="With --lam: the regulariser (tv or wavelet).")
+    parser.add_argument("--add-noise", type=float, default=0.0, metavar="K",
+                        help="With --lam: multi-coil scans only, with K times their own k-space noise added (see the module docstring).")
     parser.add_argument("--rule", default="auto", choices=("auto", "discrepancy"), help="With --lam: the rule against the fixed lambda.")
     args = parser.parse_args()
     import torch
@@ -80,6 +85,35 @@ def main() -> None:
             print(f"| {label} {accel}x | {zf_ssim:.4f} | {cells[0]} | {cells[1]} | {auto_ssim - zf_ssim:+.4f} | {choice} |", flush=True)
 
 
+def noisy_copy(path: Path, factor: float, work: Path) -> Path:
+    """A copy of the fully sampled multi-coil ``path`` with ``factor`` times its own per-coil k-space
+    noise added (seed 7) and its RSS target recomputed from the noisy k-space."""
+    import math
+    import shutil
+
+    import h5py
+    import torch
+
+    from mrirecon.cs.lambda_choice import noise_variance
+    from mrirecon.io.fastmri_h5 import TARGET_KEYS
+    from mrirecon.mri.zero_filled import zero_filled
+
+    out = work / "noisy" / f"{path.stem}_noise{factor:g}.h5"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, out)
+    with h5py.File(out, "r+") as h5:
+        kspace = h5["kspace"][()]
+        everything = torch.ones(kspace.shape[-1])
+        sigma = math.sqrt(float(noise_variance(torch.from_numpy(kspace), everything).variance.mean()) / kspace.shape[1])
+        rng = np.random.default_rng(7)
+        noise = (rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape)) * (factor * sigma / math.sqrt(2))
+        kspace = (kspace + noise).astype(kspace.dtype)
+        h5["kspace"][...] = kspace
+        target = h5[TARGET_KEYS["multicoil"]]
+        target[...] = zero_filled(torch.from_numpy(kspace), tuple(target.shape[-2:])).numpy()
+    return out
+
+
 def compare_lambda(args) -> None:
     """Zero filling, the fixed per-acceleration lambda and ``--lam RULE`` per case (``--lam``)."""
     import torch
@@ -93,6 +127,14 @@ def compare_lambda(args) -> None:
     gains = []
     for case in bench_cs.select(bench_cs.suite(knee_slices=0, **({} if args.seeds is None else {"seeds": args.seeds})), args.cases):
         path = case.make(args.work)
+        if args.add_noise:
+            import h5py
+
+            with h5py.File(path, "r") as h5:
+                shape = h5["kspace"].shape
+            if len(shape) != 4 or shape[1] < 2:
+                continue  # the rule leaves single coil at the default
+            path = noisy_copy(path, args.add_noise, args.work)
         for accel in (4, 8):
             kspace, _, _, target, crop = bench_cs.undersample(path, accel)
             multicoil = kspace.shape[1] > 1
@@ -103,7 +145,8 @@ def compare_lambda(args) -> None:
             fixed, auto = bench_cs.score(target, np.asarray(rec_d))[0], bench_cs.score(target, np.asarray(rec_a))[0]
             gains.append(auto - fixed)
             lams = ", ".join(f"{s['lambda']:.4g}" for s in info["slices"])
-            print(f"| {case.label} {accel}x | {zf:.4f} | {fixed:.4f} ({sec_d:.1f}) | {auto:.4f} ({sec_a:.1f}) | {auto - fixed:+.4f} "
+            label = case.label + (f", noise x{args.add_noise:g}" if args.add_noise else "")
+            print(f"| {label} {accel}x | {zf:.4f} | {fixed:.4f} ({sec_d:.1f}) | {auto:.4f} ({sec_a:.1f}) | {auto - fixed:+.4f} "
                   f"| {auto - zf:+.4f} | {sec_a / sec_d:.2f} | {lams} |", flush=True)
     if gains:
         print(f"\nmean {args.rule} - fixed: {np.mean(gains):+.4f} over {len(gains)} rows")
