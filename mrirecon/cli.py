@@ -153,6 +153,11 @@ CenterOption = typer.Option(
     None, "--center-fraction", help="Fraction of centre columns kept (default: 0.08 at 4x, 0.04 at 8x).", callback=finite(0, 1, above=True, below=True))
 SeedOption = typer.Option(
     None, "--seed", help="Mask seed; the per-volume seed is (SEED, *ord(filename)), fastMRI's ord(filename) without it.", callback=finite(0, 2**32 - 1))
+NoiseFloorOption = typer.Option(
+    True, "--noise-floor/--no-noise-floor", help="Hard-data-consistent outputs (cs-recon's default, the VarNet's): add "
+    "in quadrature the noise energy of the k-space samples they predict instead of measuring, so the background "
+    "sits at the fully sampled image's noise level, not below it. Measured per slice on noise-only readout rows; "
+    "none added where the object spans the readout (reported per slice in --json).")
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda.")
 
 # Batch options of every command that writes one output per input (see "On a cluster" in the README).
@@ -468,6 +473,7 @@ def unet_recon_command(
     device: str = DeviceOption,
     batch_slices: int = typer.Option(8, "--batch-slices", help="Slices per batch on the device.", callback=finite(1)),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast."),
+    noise_floor: bool = NoiseFloorOption,
     shard: Optional[str] = ShardOption,
     skip_existing: bool = SkipExistingOption,
     dry_run: bool = DryRunOption,
@@ -486,7 +492,7 @@ def unet_recon_command(
     from mrirecon.pipelines.unet_recon import UnetReconConfig, unet_recon
 
     config = UnetReconConfig(checkpoint=checkpoint, mask=mask_spec(mask, accel, center_fraction, seed), device=device,
-                             batch_slices=batch_slices, amp=amp, overwrite=overwrite)
+                             batch_slices=batch_slices, amp=amp, overwrite=overwrite, noise_floor=noise_floor)
     refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)
     summary = guarded(debug, lambda: unet_recon(inputs, out_dir, config, quiet=quiet, debug=debug, batch=batch))
@@ -584,6 +590,7 @@ def cs_recon_command(
         "hard", "--data-consistency", help="hard (default): the output keeps every measured k-space sample exactly, "
         "the solution fills in the rest, and the coil images are combined by RSS (as fastMRI's targets); soft: the "
         "solution's own image, whose measured samples the L2 data term has smoothed."),
+    noise_floor: bool = NoiseFloorOption,
     iters: Optional[int] = typer.Option(None, "--iters", help="Maximum iterations (default per acceleration).", callback=finite(1)),
     tol: float = typer.Option(1e-4, "--tol", help="Stop when the relative change of every slice is below this.", callback=finite(0)),
     solver: str = typer.Option("admm", "--solver", help="admm or pdhg (Chambolle-Pock)."),
@@ -635,6 +642,7 @@ def cs_recon_command(
         lam=lam, iters=iters, tol=tol, solver=solver, tv=tv, device=device, batch_slices=batch_slices, sens=sens, maps=maps, reg=reg,
         mask=mask_spec(mask, accel, center_fraction, seed), overwrite=overwrite, verbose=verbose,
         coil_energy=coil_energy, full_readout=full_readout, compile=compile_iteration, data_consistency=data_consistency,
+        noise_floor=noise_floor,
     )
     refuse_existing(overwrite or skip_existing, json_path)  # a resumed batch replaces its summary
     batch = batch_options(shard, skip_existing, dry_run, requeue, grace, stage)

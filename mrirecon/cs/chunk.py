@@ -28,7 +28,9 @@ equality-constrained CS, and the convention of fastMRI's RSS targets and of the 
 output). The solve's L2 data term smooths the measured samples along with the rest; against a
 fully sampled reference, whose measured samples are those exact values, that smoothing is pure
 error. ``"soft"``: the solve's magnitude as it is (one-set SENSE ``|x|``, map sets
-``sqrt(sum_m |x_m|^2)``).
+``sqrt(sum_m |x_m|^2)``). ``noise_floor`` (hard only, the default): the RSS gets the noise energy
+of the samples it predicts added in quadrature, where the data show it
+(``mrirecon.cs.noise_floor``; reported per slice as ``noise_floor`` and ``noise_floor_method``).
 
 ``lam=None``: lambda per slice from the data (``mrirecon.cs.lambda_choice``), by ``lam_rule``:
 
@@ -63,6 +65,7 @@ from mrirecon.cs.lambda_choice import (
     noise_to_signal,
     noise_variance,
 )
+from mrirecon.cs.noise_floor import BackgroundNoise, restore_noise_floor
 from mrirecon.cs.recon import tv_recon
 from mrirecon.mri.coils import data_consistent_coils, rss
 from mrirecon.mri.crop import center_crop
@@ -115,6 +118,7 @@ class ChunkConfig:
     compile_mode: str | None = None  # ADMM's iteration through torch.compile in this mode; None: eager
     data_consistency: str = "hard"
     lam_rule: str = "auto"
+    noise_floor: bool = True  # hard data consistency only: see mrirecon.cs.noise_floor
 
     @property
     def selection_iters(self) -> int:
@@ -277,10 +281,13 @@ def reconstruct_chunk(
     window: tuple[int, int] | None = None,
     maps: torch.Tensor | None = None,
     multicoil: bool = True,
+    reference_noise: BackgroundNoise | None = None,
 ) -> ChunkResult:
     """Reconstruct masked k-space ``(S, C, H, W)`` (``C = 1`` single coil) sampled by ``mask``
     (column ``(W,)`` or 2D) with calibration region ``calib``; ``maps`` given (a file) or estimated.
-    ``window``: solve only those readout rows (see ``mrirecon.mri.readout``)."""
+    ``window``: solve only those readout rows (see ``mrirecon.mri.readout``). ``reference_noise``:
+    the noise of the scan's own coils where ``kspace`` holds fewer (coil compression): the noise
+    floor's reference (default: ``kspace``'s own)."""
     if config.maps not in MAP_CHOICES:
         raise ValueError(f"unknown --maps {config.maps!r}; use 1, 2 or auto")
     if config.reg not in REGULARISERS:
@@ -350,6 +357,9 @@ def reconstruct_chunk(
         magnitude[idx] = mag.float()
         iterations = max(iterations, its)
         history = hist or history
+    floor_h = None
+    if hard and config.noise_floor and magnitude is not None:
+        magnitude, floor_h = restore_noise_floor(magnitude, kspace, mask_t, reference_noise)
     # the per-slice report: one host read per tensor, not one per slice and value
     chosen_h, lam_h = chosen.tolist(), lam.tolist()
     misfit_h = None if misfit is None else misfit.tolist()
@@ -367,5 +377,7 @@ def reconstruct_chunk(
             info["weak_maps"] = weak_h[j]
         if choice_h is not None:
             info.update(choice_h[j])
+        if floor_h is not None:
+            info.update(floor_h[j])
         slices.append(info)
     return ChunkResult(magnitude, slices, iterations, notes, history, sens_used)

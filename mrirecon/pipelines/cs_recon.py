@@ -21,6 +21,8 @@ Multi-coil outputs are ``|x|`` with unit-norm maps, on the scale of fastMRI's RS
 (see ``mrirecon.mri.sensitivity``). Multi-coil k-space is first compressed to the virtual coils
 that keep ``coil_energy`` (default 99%) of the calibration region's energy
 (``mrirecon.mri.coil_compression``): 15 knee coils become about 9, at a cost of ~0.002 SSIM.
+The noise floor (``--noise-floor``, default; ``mrirecon.cs.noise_floor``) is measured on the
+scan's own coils before the compression, whose dropped coils' noise the output lacks too.
 
 Formulation per slice (``--maps``, default ``auto``; ``mrirecon.cs.chunk``): one-set ESPIRiT SENSE
 where the maps pass a calibration consistency test, otherwise map-free joint-sparsity TV over the
@@ -54,6 +56,7 @@ from mrirecon.cs.chunk import (
     reconstruct_chunk,
 )
 from mrirecon.cs.formulations import REGULARISERS
+from mrirecon.cs.noise_floor import background_noise
 from mrirecon.cs.recon import SOLVERS
 from mrirecon.cs.tv import TV_KINDS
 from mrirecon.io.errors import InputError
@@ -151,6 +154,7 @@ class CSConfig:
     full_readout: bool = False
     compile: bool = False  # ADMM's iteration through torch.compile (COMPILE_MODES by device); eager by default
     data_consistency: str = "hard"  # see mrirecon.cs.chunk
+    noise_floor: bool = True  # with hard data consistency: the reference's noise floor (mrirecon.cs.noise_floor)
     mask: MaskSpec | None = None
     overwrite: bool = False
     verbose: bool = False
@@ -237,10 +241,13 @@ class _CSJob(VolumeJob):
     def reconstruct(self, kspace: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         config, volume = self.config, self.volume
         maps = None
+        reference_noise = None
         if volume.multicoil:
             basis = None
             if config.coil_energy < 1:
                 basis = compression_matrix(kspace, self.calib, config.coil_energy)
+                if config.noise_floor and config.data_consistency == "hard":
+                    reference_noise = background_noise(kspace, self.mask)  # the output's reference has every coil
                 kspace = compress(kspace, basis)
             if self.file_maps is not None:
                 maps = self.file_maps[start:stop].to(self.device)
@@ -254,10 +261,11 @@ class _CSJob(VolumeJob):
             sens=config.sens if config.sens in SENS_METHODS else "espirit",
             track_objective=config.verbose,
             compile_mode=COMPILE_MODES.get(self.device.type) if config.compile else None,
-            data_consistency=config.data_consistency,
+            data_consistency=config.data_consistency, noise_floor=config.noise_floor,
         )
         result = reconstruct_chunk(
-            kspace, self.mask, self.calib, chunk_config, window=self.window, maps=maps, multicoil=volume.multicoil
+            kspace, self.mask, self.calib, chunk_config, window=self.window, maps=maps, multicoil=volume.multicoil,
+            reference_noise=reference_noise,
         )
         methods = result.sensitivities
         sens_notes = [f"{volume.path}: slices {start}..{stop - 1}: {n}" for n in result.notes]
@@ -277,7 +285,7 @@ class _CSJob(VolumeJob):
     def attrs(self) -> dict[str, Any]:
         return {"lambda": self.lam, "iterations": self.iters, "solver": self.config.solver, "tv": self.config.tv,
                 "maps": self.config.maps, "reg": self.config.reg,
-                "data_consistency": self.config.data_consistency}
+                "data_consistency": self.config.data_consistency, "noise_floor": self.config.noise_floor}
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -314,6 +322,7 @@ class TVCompressedSensing(Method):
         return {
             "lam": c.lam, "iters": c.iters, "tol": c.tol, "solver": c.solver, "tv": c.tv, "sens": sens, "maps": c.maps, "reg": c.reg,
             "coil_energy": c.coil_energy, "full_readout": c.full_readout, "data_consistency": c.data_consistency,
+            "noise_floor": c.noise_floor,
         }
 
     def chunk_slices(self, volume: Volume, device: torch.device) -> int:
