@@ -135,3 +135,34 @@ def test_compiled_varnet_trains_like_the_eager_one_and_its_checkpoint_loads_unco
         torch.testing.assert_close(ours[key], theirs[key], rtol=1e-3, atol=1e-5, msg=key)
     model, _ = model_from_checkpoint(tmp_path / "compiled" / "last.pt")
     assert isinstance(model, VarNet)
+
+
+def test_unet_recon_restores_the_noise_floor_of_the_varnets_output(data: Path, tmp_path: Path) -> None:
+    """The VarNet's output is a hard-data-consistent RSS, as ``cs-recon``'s: ``unet-recon`` restores its
+    noise floor by default (``mrirecon.cs.noise_floor``). On the real 4-coil brain (noise-only readout
+    rows) the output is ``sqrt(plain^2 + floor^2)``, the floor in ``--json``; ``--no-noise-floor`` is
+    the plain output and the file records which."""
+    import h5py
+    import numpy as np
+
+    from conftest import REAL_DATA
+    from mrirecon.pipelines.convert import ConvertConfig, convert_npy
+
+    full = train(_config(data, tmp_path / "run", epochs=1), quiet=True)
+    assert not full.interrupted
+    brain = tmp_path / "brain" / "brain.h5"
+    brain.parent.mkdir()
+    convert_npy(REAL_DATA / "brain_t2_4coil.npy", brain, ConvertConfig())
+    images, floors = {}, {}
+    for flag in ("--noise-floor", "--no-noise-floor"):
+        out = tmp_path / flag.strip("-")
+        result = run_cli("unet-recon", brain, "--checkpoint", tmp_path / "run" / "best.pt", "-o", out, "--mask", "random",
+                         "--accel", 4, "--device", "cpu", "--quiet", "--json", tmp_path / f"{flag}.json", flag)
+        assert result.exit_code == 0, result.stderr
+        images[flag] = read_reconstruction(out / "brain.h5").astype(np.float64)
+        floors[flag] = json.loads((tmp_path / f"{flag}.json").read_text())["results"][0]["info"].get("noise_floor")
+        with h5py.File(out / "brain.h5") as h5:
+            assert bool(h5.attrs["noise_floor"]) == (flag == "--noise-floor")
+    (floor,) = floors["--noise-floor"]  # one slice
+    assert floors["--no-noise-floor"] is None and floor > 0
+    np.testing.assert_allclose(images["--noise-floor"], np.sqrt(images["--no-noise-floor"] ** 2 + floor**2), rtol=1e-3)

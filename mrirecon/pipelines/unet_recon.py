@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
+from mrirecon.cs.noise_floor import restore_noise_floor
 from mrirecon.io.errors import InputError
 from mrirecon.io.fastmri_h5 import Volume
 from mrirecon.mri.crop import recon_crop_size
@@ -33,24 +34,46 @@ class UnetReconConfig:
     batch_slices: int = 8
     amp: bool = False
     overwrite: bool = False
+    noise_floor: bool = True  # VarNet: the noise floor of its hard-data-consistent RSS (mrirecon.cs.noise_floor)
+
+
+def _column(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``mask`` (``(W,)`` or ``(H, W)``) shaped to broadcast against k-space ``like`` ``(S, C, H, W)``."""
+    m = mask.to(like.device, torch.bool)
+    return m.reshape(1, 1, 1, -1) if m.ndim == 1 else m.reshape(1, 1, *m.shape)
 
 
 class _UnetJob(VolumeJob):
     def __init__(self, method: "UnetMethod", volume: Volume, sampling: SamplingMask | None, device: torch.device):
         super().__init__(volume, sampling, device)
         self.method = method
+        self.floors: list[dict] = []
 
     def reconstruct(self, kspace: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         model = self.method.model_on(self.device)
         if isinstance(model, VarNet):
             mask = self.mask if self.mask is not None else torch.ones(kspace.shape[-1], dtype=torch.bool, device=self.device)
             rows = recon_crop_size(tuple(kspace.shape[-2:]), self.volume.recon_crop)[0]
-            return varnet_forward(model, kspace, mask, self.volume.padding, amp=self.method.amp, rows=rows)
+            output = varnet_forward(model, kspace, mask, self.volume.padding, amp=self.method.amp, rows=rows)
+            if not self.method.noise_floor:
+                return output
+            # the VarNet's output is the RSS of hard-data-consistent coil images, as cs-recon's
+            output, floors = restore_noise_floor(output, kspace * _column(mask, kspace), mask)
+            self.floors.extend(floors)  # after the chunk succeeded (an out-of-memory retry repeats it)
+            return output
         output, inputs = unet_forward(model, kspace, self.volume.recon_crop, amp=self.method.amp)
         return inputs.denormalise(output)
 
     def attrs(self) -> dict[str, Any]:
-        return {"checkpoint": str(self.method.checkpoint)}
+        attrs: dict[str, Any] = {"checkpoint": str(self.method.checkpoint)}
+        if self.method.name == "varnet":
+            attrs["noise_floor"] = self.method.noise_floor
+        return attrs
+
+    def info(self) -> dict[str, Any]:
+        if not self.floors:
+            return {}
+        return {"noise_floor": [f["noise_floor"] for f in self.floors], "noise_floor_method": [f["noise_floor_method"] for f in self.floors]}
 
 
 class UnetMethod(Method):
@@ -59,9 +82,10 @@ class UnetMethod(Method):
     name = "unet"
     needs_mask = True
 
-    def __init__(self, checkpoint: Path, amp: bool = False):
+    def __init__(self, checkpoint: Path, amp: bool = False, noise_floor: bool = True):
         self.checkpoint = Path(checkpoint)
         self.amp = amp
+        self.noise_floor = noise_floor
         self.model, self.train_config = model_from_checkpoint(self.checkpoint)  # checked before any file is touched
         self.model.eval()
         self.name = "varnet" if isinstance(self.model, VarNet) else "unet"
@@ -73,7 +97,7 @@ class UnetMethod(Method):
 
     def options(self) -> dict[str, Any]:
         weights = hashlib.sha256(self.checkpoint.read_bytes()).hexdigest()[:16]
-        return {"checkpoint": weights, "amp": self.amp}
+        return {"checkpoint": weights, "amp": self.amp, "noise_floor": self.noise_floor}
 
     def begin(self, volume: Volume, sampling: SamplingMask | None, device: torch.device) -> VolumeJob:
         if isinstance(self.model, VarNet) and not volume.multicoil:
@@ -100,7 +124,7 @@ def unet_recon(
                             overwrite=config.overwrite, quiet=quiet, debug=debug)
     options.validate()
     resolve_device(config.device)
-    method = UnetMethod(config.checkpoint, config.amp)
+    method = UnetMethod(config.checkpoint, config.amp, config.noise_floor)
     summary = run_recon("unet-recon", method, inputs, out_dir, options)
     tc = method.train_config
     summary.extra["model"] = {"kind": tc.model, "chans": tc.chans, "pools": tc.pools, "norm": tc.norm}
