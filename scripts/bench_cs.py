@@ -224,10 +224,12 @@ def run_mrirecon(path: Path, accel: int, lam: float | None, work: Path, threads:
 def hard_dc_rss(image: np.ndarray, maps: np.ndarray, kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``cs-recon --data-consistency hard`` applied to another tool's complex ``image`` (H, W) with its
     ``maps`` (C, H, W) and the masked ``kspace`` (C, H, W): the image's scale against the data fitted by
-    least squares on the measured samples (BART's ``-S`` rescales its output), then mrirecon's own step
-    (``mri.coils.data_consistent_coils``: the measured samples put back) and the RSS of the coil images."""
+    least squares on the measured samples (BART's ``-S`` rescales its output), then mrirecon's own steps
+    (``mri.coils.data_consistent_coils``: the measured samples put back; the RSS of the coil images;
+    the noise floor of ``cs.noise_floor`` where the data show noise-only readout rows, as the default)."""
     import torch
 
+    from mrirecon.cs.noise_floor import restore_noise_floor
     from mrirecon.mri.coils import data_consistent_coils, rss
     from mrirecon.mri.fft import fft2c
 
@@ -235,7 +237,9 @@ def hard_dc_rss(image: np.ndarray, maps: np.ndarray, kspace: np.ndarray, mask: n
     pred, data = fft2c(torch.from_numpy(maps * image[None])), torch.from_numpy(kspace)
     p, y = pred[:, measured].flatten(), data[:, measured].flatten()
     alpha = torch.vdot(p, y) / torch.vdot(p, p).real.clamp(min=1e-30)
-    return rss(data_consistent_coils(alpha * pred, data, measured), dim=0).numpy()
+    magnitude = rss(data_consistent_coils(alpha * pred, data, measured), dim=0)
+    column = torch.from_numpy(np.asarray(mask).astype(bool).reshape(-1)) if np.asarray(mask).squeeze().ndim == 1 else measured
+    return restore_noise_floor(magnitude[None], data[None], column)[0][0].numpy()  # BART keeps every coil
 
 
 def run_bart(kspace, calib: int, lam: float, rho: float | None, threads: int, tmp: Path, iters: int = 50, l1: bool = False,

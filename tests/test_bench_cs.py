@@ -90,9 +90,10 @@ def test_bart_columns_run_the_real_bart(bench, tmp_path):
 
 def test_hard_dc_of_another_tools_image_fits_its_scale_and_equals_ours(bench):
     """``--bart-dc``: BART's image, at whatever scale ``pics -S`` left it, gets exactly the step
-    ``cs-recon --data-consistency hard`` applies (``mri.coils.data_consistent_coils`` + RSS)."""
+    ``cs-recon --data-consistency hard`` applies (``mri.coils.data_consistent_coils`` + RSS + the noise floor)."""
     import torch
 
+    from mrirecon.cs.noise_floor import background_noise, missing_noise_energy, sampled_shares, with_noise_floor
     from mrirecon.mri.coils import data_consistent_coils, rss
     from mrirecon.mri.fft import fft2c
 
@@ -108,6 +109,11 @@ def test_hard_dc_of_another_tools_image_fits_its_scale_and_equals_ours(bench):
     fitted = image * (np.vdot(p, y) / np.vdot(p, p).real)
     ours = rss(data_consistent_coils(fft2c(torch.from_numpy(maps * fitted[None])), torch.from_numpy(measured),
                                      torch.from_numpy(mask[None, None, :])), dim=0).numpy()
+    # and the default's noise floor (this k-space is all noise: every readout row is noise-only)
+    data, column = torch.from_numpy(measured)[None], torch.from_numpy(mask)
+    noise = background_noise(data, column).variance
+    assert noise.isfinite().all()
+    ours = with_noise_floor(torch.from_numpy(ours)[None], missing_noise_energy(noise, noise, *sampled_shares(data, column)))[0].numpy()
     for scale in (1.0, 1e-3, 250.0 - 3j):
         np.testing.assert_allclose(bench.hard_dc_rss(image * scale, maps, measured, mask), ours, rtol=1e-4, atol=1e-5)
 
