@@ -65,7 +65,7 @@ from mrirecon.cs.lambda_choice import (
     noise_to_signal,
     noise_variance,
 )
-from mrirecon.cs.noise_floor import BackgroundNoise, restore_noise_floor
+from mrirecon.cs.noise_floor import ReadoutNoise, restore_noise_floor
 from mrirecon.cs.recon import tv_recon
 from mrirecon.mri.coils import data_consistent_coils, rss
 from mrirecon.mri.crop import center_crop
@@ -281,7 +281,7 @@ def reconstruct_chunk(
     window: tuple[int, int] | None = None,
     maps: torch.Tensor | None = None,
     multicoil: bool = True,
-    reference_noise: BackgroundNoise | None = None,
+    reference_noise: ReadoutNoise | None = None,
 ) -> ChunkResult:
     """Reconstruct masked k-space ``(S, C, H, W)`` (``C = 1`` single coil) sampled by ``mask``
     (column ``(W,)`` or 2D) with calibration region ``calib``; ``maps`` given (a file) or estimated.
@@ -359,7 +359,10 @@ def reconstruct_chunk(
         history = hist or history
     floor_h = None
     if hard and config.noise_floor and magnitude is not None:
-        magnitude, floor_h = restore_noise_floor(magnitude, kspace, mask_t, reference_noise)
+        known = {"estimate": choice.noise} if choice is not None else {}  # read by the lambda rule already
+        if isinstance(choice, NoiseScaledChoice):
+            known["ratio"] = choice.ratio
+        magnitude, floor_h = restore_noise_floor(magnitude, kspace, mask_t, reference=reference_noise, **known)
     # the per-slice report: one host read per tensor, not one per slice and value
     chosen_h, lam_h = chosen.tolist(), lam.tolist()
     misfit_h = None if misfit is None else misfit.tolist()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mrirecon.cs.lambda_choice import NOISE_REFERENCE, noise_to_signal, noise_variance
+from mrirecon.cs.lambda_choice import NOISE_REFERENCE, NoiseEstimate, noise_to_signal, noise_variance
 
 #: ``background_noise``: the share of readout rows (quietest first) its quiet-row estimate starts from.
 QUIET_ROWS = 0.02
@@ -45,6 +45,15 @@ HAAR_METHOD = "haar-readout (noisy slice)"
 
 
 @dataclass
+class ReadoutNoise:
+    """The two raw noise readings per slice ``(S,)`` (energy per k-space sample summed over coils):
+    the Haar estimate and the quiet readout rows' (``None`` under a 2D mask)."""
+
+    haar: torch.Tensor
+    quiet: torch.Tensor | None
+
+
+@dataclass
 class BackgroundNoise:
     """Per slice ``(S,)`` noise energy per k-space sample summed over coils (NaN: not read) and how."""
 
@@ -52,9 +61,20 @@ class BackgroundNoise:
     methods: list[str | None]
 
 
-def background_noise(kspace: torch.Tensor, mask: torch.Tensor) -> BackgroundNoise:
+def readout_noise(kspace: torch.Tensor, mask: torch.Tensor, estimate: NoiseEstimate | None = None) -> ReadoutNoise:
+    """The raw readings of masked k-space ``(S, C, H, W)`` (``estimate``: its ``noise_variance`` if known)."""
+    mask = torch.as_tensor(mask).bool().to(kspace.device)
+    haar = (noise_variance(kspace, mask) if estimate is None else estimate).variance
+    return ReadoutNoise(haar, _quiet_rows(kspace, mask))
+
+
+def background_noise(
+    kspace: torch.Tensor, mask: torch.Tensor, *, readout: ReadoutNoise | None = None, ratio: torch.Tensor | None = None
+) -> BackgroundNoise:
     """The noise of masked k-space ``(S, C, H, W)`` (``mask`` a column ``(W,)`` or 2D ``(H, W)``
-    mask) per slice, read where it is not mistaken for fine detail of the image:
+    mask) per slice, read where it is not mistaken for fine detail of the image (``readout``: its
+    ``readout_noise`` if known, or another coil set's of the same scan; ``ratio``: its
+    ``noise_to_signal`` if known):
 
     - ``QUIET_ROWS_METHOD``: with a column mask the readout is fully sampled, so each readout row
       of the image can be formed (hybrid space: rows x sampled columns). Where the object does not
@@ -72,12 +92,14 @@ def background_noise(kspace: torch.Tensor, mask: torch.Tensor) -> BackgroundNois
     - otherwise NaN (method ``None``): also every slice under a 2D mask, which leaves no readout
       fully sampled (its k-space Haar estimate read a smooth test image's signal as noise)."""
     mask = torch.as_tensor(mask).bool().to(kspace.device)
-    estimate = noise_variance(kspace, mask)
-    haar = estimate.variance
-    ratio = noise_to_signal(kspace, estimate).to(haar)
+    readout = readout_noise(kspace, mask) if readout is None else readout
+    haar = readout.haar
+    if ratio is None:
+        ratio = noise_to_signal(kspace, NoiseEstimate(haar, "haar"))
+    ratio = ratio.to(haar)
     noisy = (ratio > NOISE_REFERENCE) & (kspace.shape[1] > 1) & (mask.ndim == 1)
     variance = torch.where(noisy, haar * (1 - (NOISE_REFERENCE / ratio.clamp(min=1e-30)) ** 2), torch.full_like(haar, float("nan")))
-    quiet = _quiet_rows(kspace, mask)
+    quiet = readout.quiet
     from_rows = torch.zeros_like(noisy) if quiet is None else quiet.to(haar) <= QUIET_TOLERANCE * haar
     if quiet is not None:
         variance = torch.where(from_rows, quiet.to(haar), variance)
@@ -134,16 +156,23 @@ def with_noise_floor(magnitude: torch.Tensor, missing: torch.Tensor) -> torch.Te
 
 
 def restore_noise_floor(
-    magnitude: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, reference: BackgroundNoise | None = None
+    magnitude: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, *, reference: ReadoutNoise | None = None,
+    estimate: NoiseEstimate | None = None, ratio: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[dict]]:
     """``magnitude`` ``(S, ...)``, a hard-data-consistent RSS of masked ``kspace`` ``(S, C, H, W)``'s coils,
     with the noise floor restored, and per slice the JSON fields ``noise_floor`` (``None`` where the
     noise was not read: nothing added) and ``noise_floor_method``. ``reference``: the scan's own
-    coils' ``background_noise`` where ``kspace`` holds fewer (coil compression); by default ``kspace``'s."""
-    noise = background_noise(kspace, mask)
-    reference = noise if reference is None else reference
-    missing = missing_noise_energy(reference.variance.to(noise.variance), noise.variance, *sampled_shares(kspace, mask))
-    found = (reference.variance.isfinite() & noise.variance.to(reference.variance).isfinite()).tolist()
+    coils' ``readout_noise`` where ``kspace`` holds fewer (coil compression; the noise-to-signal ratio
+    is the same for both); by default ``kspace``'s. ``estimate``, ``ratio``: ``kspace``'s
+    ``noise_variance`` and ``noise_to_signal`` where already known (the lambda rule reads them)."""
+    mask = torch.as_tensor(mask).bool().to(kspace.device)
+    own = readout_noise(kspace, mask, estimate)
+    if ratio is None:
+        ratio = noise_to_signal(kspace, NoiseEstimate(own.haar, "haar"))
+    noise = background_noise(kspace, mask, readout=own, ratio=ratio)
+    ref = noise if reference is None else background_noise(kspace, mask, readout=reference, ratio=ratio)
+    missing = missing_noise_energy(ref.variance.to(noise.variance), noise.variance, *sampled_shares(kspace, mask))
+    found = (ref.variance.isfinite() & noise.variance.to(ref.variance).isfinite()).tolist()
     report = [{"noise_floor": float(f"{f:.4g}") if ok else None, "noise_floor_method": method if ok else None}
-              for f, ok, method in zip(missing.sqrt().tolist(), found, reference.methods)]
+              for f, ok, method in zip(missing.sqrt().tolist(), found, ref.methods)]
     return with_noise_floor(magnitude, missing.to(magnitude.device)), report

@@ -56,7 +56,7 @@ from mrirecon.cs.chunk import (
     reconstruct_chunk,
 )
 from mrirecon.cs.formulations import REGULARISERS
-from mrirecon.cs.noise_floor import background_noise
+from mrirecon.cs.noise_floor import readout_noise
 from mrirecon.cs.recon import SOLVERS
 from mrirecon.cs.tv import TV_KINDS
 from mrirecon.io.errors import InputError
@@ -247,7 +247,7 @@ class _CSJob(VolumeJob):
             if config.coil_energy < 1:
                 basis = compression_matrix(kspace, self.calib, config.coil_energy)
                 if config.noise_floor and config.data_consistency == "hard":
-                    reference_noise = background_noise(kspace, self.mask)  # the output's reference has every coil
+                    reference_noise = readout_noise(kspace, self.mask)  # the output's reference has every coil
                 kspace = compress(kspace, basis)
             if self.file_maps is not None:
                 maps = self.file_maps[start:stop].to(self.device)
