@@ -43,7 +43,7 @@ from typing import Callable
 import torch
 
 from mrirecon.mri.coils import rss
-from mrirecon.mri.fft import ifft2c
+from mrirecon.mri.fft import ifft2c, ifft_readout
 
 #: The chosen lambda stays within this factor of the per-acceleration default.
 LAMBDA_RANGE = 10.0
@@ -79,18 +79,23 @@ def _haar_detail(z: torch.Tensor, dim: int) -> torch.Tensor:
     return (pairs.select(pair_dim, 0) - pairs.select(pair_dim, 1)) / math.sqrt(2.0)
 
 
+def recorded_columns(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The columns a column ``mask`` ``(W,)`` samples that hold data in masked ``kspace`` ``(S, C, H, W)``
+    (those the scanner zero-padded left out), as indices."""
+    positions = torch.as_tensor(mask).bool().to(kspace.device).nonzero().flatten()
+    return positions[kspace[..., positions].abs().flatten(0, -2).amax(0) > 0]
+
+
 def noise_variance(kspace: torch.Tensor, mask: torch.Tensor) -> NoiseEstimate:
     """Noise energy per k-space sample, summed over coils, of masked k-space ``(S, C, H, W)`` (centred)
     sampled by ``mask`` (column ``(W,)`` or 2D ``(H, W)``); see the module docstring."""
     mask = torch.as_tensor(mask).bool().to(kspace.device)
     if mask.ndim == 1:
         # the outer half of the sampled columns (least signal), less those zero-padded by the scanner
-        positions = mask.nonzero().flatten()
-        positions = positions[kspace[..., positions].abs().flatten(0, -2).amax(0) > 0]
+        positions = recorded_columns(kspace, mask)
         distance = (positions - kspace.shape[-1] // 2).abs()
         outer = positions[distance >= distance.float().median()]
-        cols = kspace[..., outer]
-        hybrid = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(cols, dim=-2), dim=-2, norm="ortho"), dim=-2)
+        hybrid = ifft_readout(kspace[..., outer])
         return NoiseEstimate(_median_energy(_haar_detail(hybrid, -2)).sum(1), "haar-readout")
     half = kspace.shape[-2] // 2
     both = mask[0 : 2 * half : 2] & mask[1 : 2 * half : 2]

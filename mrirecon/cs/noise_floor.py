@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mrirecon.cs.lambda_choice import NOISE_REFERENCE, NoiseEstimate, noise_to_signal, noise_variance
+from mrirecon.cs.lambda_choice import NOISE_REFERENCE, NoiseEstimate, noise_to_signal, noise_variance, recorded_columns
+from mrirecon.mri.fft import ifft_readout
 
 #: ``background_noise``: the share of readout rows (quietest first) its quiet-row estimate starts from.
 QUIET_ROWS = 0.02
@@ -112,12 +113,10 @@ def _quiet_rows(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None
     ``None`` for a 2D mask (no fully sampled rows) or no sampled data."""
     if mask.ndim != 1:
         return None
-    positions = mask.nonzero().flatten()
-    positions = positions[kspace[..., positions].abs().flatten(0, -2).amax(0) > 0]
+    positions = recorded_columns(kspace, mask)
     if positions.numel() == 0:
         return None
-    cols = kspace[..., positions]
-    hybrid = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(cols, dim=-2), dim=-2, norm="ortho"), dim=-2)
+    hybrid = ifft_readout(kspace[..., positions])
     energy = (hybrid.real.square() + hybrid.imag.square()).sum(1).mean(-1)  # (S, H)
     lowest = torch.quantile(energy.float(), QUIET_ROWS, dim=1, keepdim=True)
     quiet_rows = energy <= QUIET_BAND * lowest
@@ -125,18 +124,18 @@ def _quiet_rows(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None
 
 
 def sampled_shares(kspace: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
-    """``(present, measured)``: the shares of the k-space grid the scanner recorded (the measured
-    positions that are not zero-padded, extrapolated to the grid) and that ``kspace`` (masked,
-    ``(S, C, H, W)``; ``mask`` a column ``(W,)`` or 2D ``(H, W)`` mask) keeps with data."""
+    """``(present, measured)``: the shares of the k-space grid the scanner recorded (the sampled
+    positions' rate of holding data, i.e. not zero-padded, stands for the whole grid's) and that
+    ``kspace`` (masked, ``(S, C, H, W)``; ``mask`` a column ``(W,)`` or 2D ``(H, W)`` mask) keeps with data."""
     mask = torch.as_tensor(mask).bool().to(kspace.device)
-    grid = mask.numel()
-    positions = mask.nonzero(as_tuple=True)
-    if len(positions[0]) == 0:
+    sampled = int(mask.sum())
+    if sampled == 0:
         return 1.0, 0.0
-    values = kspace[..., positions[0]] if mask.ndim == 1 else kspace[..., positions[0], positions[1]]
-    recorded = values.abs().flatten(0, -2).amax(0) > 0
-    # the sampled positions' padding rate stands for the whole grid's
-    return float(recorded.float().mean()), float(recorded.sum()) / grid
+    if mask.ndim == 1:
+        recorded = recorded_columns(kspace, mask).numel()
+    else:
+        recorded = int((kspace[..., mask].abs().flatten(0, -2).amax(0) > 0).sum())
+    return recorded / sampled, recorded / mask.numel()
 
 
 def missing_noise_energy(

@@ -17,3 +17,9 @@ def ifft2c(kspace: torch.Tensor, dim: tuple[int, int] = (-2, -1)) -> torch.Tenso
     x = torch.fft.ifftshift(kspace, dim=dim)
     x = torch.fft.ifftn(x, dim=dim, norm="ortho")
     return torch.fft.fftshift(x, dim=dim)
+
+
+def ifft_readout(kspace: torch.Tensor) -> torch.Tensor:
+    """Centred orthonormal inverse FFT along the readout (dim -2): k-space ``(..., H, W)`` to hybrid
+    space (image rows x phase-encode columns)."""
+    return ifft2c(kspace, dim=(-2,))

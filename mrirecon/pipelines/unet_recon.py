@@ -37,12 +37,6 @@ class UnetReconConfig:
     noise_floor: bool = True  # VarNet: the noise floor of its hard-data-consistent RSS (mrirecon.cs.noise_floor)
 
 
-def _column(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``mask`` (``(W,)`` or ``(H, W)``) shaped to broadcast against k-space ``like`` ``(S, C, H, W)``."""
-    m = mask.to(like.device, torch.bool)
-    return m.reshape(1, 1, 1, -1) if m.ndim == 1 else m.reshape(1, 1, *m.shape)
-
-
 class _UnetJob(VolumeJob):
     def __init__(self, method: "UnetMethod", volume: Volume, sampling: SamplingMask | None, device: torch.device):
         super().__init__(volume, sampling, device)
@@ -58,7 +52,7 @@ class _UnetJob(VolumeJob):
             if not self.method.noise_floor:
                 return output
             # the VarNet's output is the RSS of hard-data-consistent coil images, as cs-recon's
-            output, floors = restore_noise_floor(output, kspace * _column(mask, kspace), mask)
+            output, floors = restore_noise_floor(output, kspace, mask)  # the runner masked the k-space
             self.floors.extend(floors)  # after the chunk succeeded (an out-of-memory retry repeats it)
             return output
         output, inputs = unet_forward(model, kspace, self.volume.recon_crop, amp=self.method.amp)
