@@ -54,8 +54,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="Sample-scan seeds (default: the suite's 21 22 23; others check the defaults on scans they were not tuned on).")
     parser.add_argument("--cases", default="", help="Comma-separated texts: only cases whose label contains one (as bench_cs.py --cases).")
-    parser.add_argument("--lam", action="store_true", help="The fixed per-acceleration lambda against a rule (--rule; see the module docstring).")
-    parser.add_argument("--floor", action="store_true", help="--no-noise-floor against the default (see the module docstring).")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--lam", action="store_true", help="The fixed per-acceleration lambda against a rule (--rule; see the module docstring).")
+    mode.add_argument("--floor", action="store_true", help="--no-noise-floor against the default (see the module docstring).")
     parser.add_argument("--reg", default="tv", help="With --lam or --floor: the regulariser (tv, wavelet or tv+wavelet).")
     parser.add_argument("--add-noise", type=float, default=0.0, metavar="K",
                         help="With --lam or --floor: multi-coil scans only, with K times their own k-space noise added (see the module docstring).")
